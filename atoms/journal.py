@@ -1,0 +1,134 @@
+"""The durable undo journal: what each mutating step was about to do, and how to undo it.
+
+Prefect's transactions keep rollback hooks in memory; an engine killed mid-campaign
+loses them. Every mutating atom therefore writes its undo record here *before* it
+acts, and marks the step done after. On resume, a step `started` but not `done` is
+reconciled from this record and the device's own state.
+
+SQLite in WAL mode with synchronous=FULL: a committed row survives a SIGKILL of the
+engine and a power cut. One file serves many processes on one machine.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS steps (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id TEXT NOT NULL,
+    ne TEXT NOT NULL,
+    step TEXT NOT NULL,
+    atom TEXT NOT NULL,
+    status TEXT NOT NULL,          -- started | done | failed | undone | undo-failed | skipped
+    undo TEXT,                     -- JSON undo record, NULL for read-only atoms
+    result TEXT,                   -- JSON AtomResult once finished
+    started_at REAL NOT NULL,
+    finished_at REAL
+);
+CREATE INDEX IF NOT EXISTS steps_run_ne ON steps(run_id, ne);
+CREATE TABLE IF NOT EXISTS baselines (
+    run_id TEXT NOT NULL, ne TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (run_id, ne, key)
+);
+CREATE TABLE IF NOT EXISTS ne_status (
+    run_id TEXT NOT NULL, ne TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, updated_at REAL NOT NULL,
+    PRIMARY KEY (run_id, ne)
+);
+"""
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    id: int
+    run_id: str
+    ne: str
+    step: str
+    atom: str
+    status: str
+    undo: dict[str, Any] | None
+    result: dict[str, Any] | None
+    started_at: float
+    finished_at: float | None
+
+
+class Journal:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        with self._conn() as conn:
+            conn.executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            self._local.conn = conn
+        return conn
+
+    def begin(self, run_id: str, ne: str, step: str, atom: str, undo: dict[str, Any] | None) -> int:
+        """Record intent (and the undo) before the atom touches the NE; returns the entry id."""
+        cur = self._conn().execute(
+            "INSERT INTO steps(run_id, ne, step, atom, status, undo, started_at) VALUES (?,?,?,?,?,?,?)",
+            (run_id, ne, step, atom, "started", json.dumps(undo) if undo is not None else None, time.time()),
+        )
+        return int(cur.lastrowid)
+
+    def set_undo(self, entry_id: int, undo: dict[str, Any]) -> None:
+        self._conn().execute("UPDATE steps SET undo=? WHERE id=?", (json.dumps(undo), entry_id))
+
+    def finish(self, entry_id: int, status: str, result: dict[str, Any] | None = None) -> None:
+        self._conn().execute(
+            "UPDATE steps SET status=?, result=?, finished_at=? WHERE id=?",
+            (status, json.dumps(result, default=str) if result is not None else None, time.time(), entry_id),
+        )
+
+    def entries(self, run_id: str, ne: str | None = None) -> list[JournalEntry]:
+        sql = "SELECT id, run_id, ne, step, atom, status, undo, result, started_at, finished_at FROM steps WHERE run_id=?"
+        args: tuple = (run_id,)
+        if ne is not None:
+            sql += " AND ne=?"
+            args += (ne,)
+        rows = self._conn().execute(sql + " ORDER BY id", args).fetchall()
+        return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None,
+                             json.loads(r[7]) if r[7] else None, r[8], r[9]) for r in rows]
+
+    def to_undo(self, run_id: str, ne: str) -> list[JournalEntry]:
+        """Mutating steps that started (done or caught mid-way) and are not undone yet, newest first."""
+        return [e for e in reversed(self.entries(run_id, ne))
+                if e.undo is not None and e.status in ("started", "done", "failed", "undo-failed")]
+
+    def last_status(self, run_id: str, ne: str, step: str) -> str | None:
+        row = self._conn().execute(
+            "SELECT status FROM steps WHERE run_id=? AND ne=? AND step=? ORDER BY id DESC LIMIT 1",
+            (run_id, ne, step)).fetchone()
+        return row[0] if row else None
+
+    def put_baseline(self, run_id: str, ne: str, key: str, value: Any) -> None:
+        self._conn().execute("INSERT OR REPLACE INTO baselines(run_id, ne, key, value) VALUES (?,?,?,?)",
+                             (run_id, ne, key, json.dumps(value, default=str)))
+
+    def baseline(self, run_id: str, ne: str) -> dict[str, Any]:
+        rows = self._conn().execute("SELECT key, value FROM baselines WHERE run_id=? AND ne=?", (run_id, ne))
+        return {k: json.loads(v) for k, v in rows}
+
+    def set_ne_status(self, run_id: str, ne: str, status: str, reason: str = "") -> None:
+        self._conn().execute("INSERT OR REPLACE INTO ne_status(run_id, ne, status, reason, updated_at) VALUES (?,?,?,?,?)",
+                             (run_id, ne, status, reason, time.time()))
+
+    def ne_statuses(self, run_id: str) -> dict[str, tuple[str, str]]:
+        rows = self._conn().execute("SELECT ne, status, reason FROM ne_status WHERE run_id=?", (run_id,))
+        return {ne: (status, reason or "") for ne, status, reason in rows}
+
+    def runs_for(self, ne: str) -> list[str]:
+        rows = self._conn().execute("SELECT DISTINCT run_id FROM steps WHERE ne=? ORDER BY id", (ne,))
+        return [r[0] for r in rows]

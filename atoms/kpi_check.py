@@ -1,0 +1,42 @@
+"""kpi_check: post-change KPIs within the model's thresholds of the pre-change baseline."""
+
+from __future__ import annotations
+
+import time
+
+from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, scaled, timed
+from changeline.atoms.decisions import kpi_delta_problems, kpi_floor_problems
+from changeline.devices import ne_api
+from changeline.errors import CheckFailed
+
+SPEC = AtomSpec(
+    name="kpi_check",
+    summary="Compare KPIs with the precheck baseline against allowed drops and floors",
+    args_schema={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "max_drop_pct": {"type": "object", "additionalProperties": {"type": "number", "minimum": 0}},
+            "minimums": {"type": "object", "additionalProperties": {"type": "number"}},
+            "settle_s": {"type": "number", "minimum": 0, "default": 0},
+        },
+    },
+    mutating=False,
+    estimate_s=10,
+    manual_minutes=15,
+)
+
+
+@timed
+def run(ctx: AtomContext, *, max_drop_pct: dict[str, float] | None = None, minimums: dict[str, float] | None = None,
+        settle_s: float = 0) -> AtomResult:
+    if settle_s:
+        time.sleep(scaled(ctx, settle_s))
+    state = ne_api.read_state(ctx.session)
+    baseline = ctx.journal.baseline(ctx.run_id, ctx.ne).get("kpis", {})
+    problems = kpi_delta_problems(baseline, state.kpis, max_drop_pct or {}) + kpi_floor_problems(state.kpis, minimums or {})
+    evidence = {"baseline": baseline, "current": state.kpis}
+    if problems:
+        raise CheckFailed("KPI: " + "; ".join(problems), evidence=evidence)
+    return AtomResult(atom=SPEC.name, ne=ctx.ne, reason="KPIs within thresholds", before=baseline,
+                      after=state.kpis, evidence=evidence)

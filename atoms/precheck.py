@@ -1,0 +1,69 @@
+"""precheck: is this NE fit to change? Records the pre-change baseline for later gates."""
+
+from __future__ import annotations
+
+from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
+from changeline.atoms.decisions import precheck_problems
+from changeline.devices import ne_api
+from changeline.errors import CheckFailed
+
+SPEC = AtomSpec(
+    name="precheck",
+    summary="No critical alarms, KPIs above floors, expected type and from-version, disk, config lock free",
+    args_schema={
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "expected_versions": {"type": "array", "items": {"type": "string"}},
+            "ne_types": {"type": "array", "items": {"type": "string"}},
+            "kpi_minimums": {"type": "object", "additionalProperties": {"type": "number"}},
+            "min_disk_free_mb": {"type": "number", "minimum": 0, "default": 0},
+        },
+    },
+    mutating=False,
+    estimate_s=5,
+    manual_minutes=15,
+)
+
+
+@timed
+def run(ctx: AtomContext, *, expected_versions: list[str] | None = None, ne_types: list[str] | None = None,
+        kpi_minimums: dict[str, float] | None = None, min_disk_free_mb: float = 0) -> AtomResult:
+    state = ne_api.read_state(ctx.session)
+    lock_holder = _candidate_lock_holder(ctx)
+    problems = precheck_problems(
+        ne_type=state.ne_type, version=state.running_version, expected_types=ne_types,
+        expected_versions=expected_versions, alarms=[a.__dict__ for a in state.alarms], kpis=state.kpis,
+        kpi_minimums=kpi_minimums or {}, disk_free_mb=state.disk_free_mb, min_disk_free_mb=min_disk_free_mb,
+        lock_holder=lock_holder,
+    )
+    evidence = state.to_dict()
+    if problems:
+        raise CheckFailed("precheck: " + "; ".join(problems), evidence=evidence)
+    for key, value in (("kpis", state.kpis), ("alarms", [a.__dict__ for a in state.alarms]),
+                       ("from_version", state.running_version)):
+        ctx.journal.put_baseline(ctx.run_id, ctx.ne, key, value)
+        ctx.baseline[key] = value
+    return AtomResult(atom=SPEC.name, ne=ctx.ne, reason="fit for change", before=evidence, evidence=evidence)
+
+
+def _candidate_lock_holder(ctx: AtomContext) -> int | None:
+    """Who holds the candidate lock: try to take it and give it straight back."""
+    from changeline.errors import RpcError
+
+    try:
+        ctx.session.lock("candidate")
+    except RpcError as err:
+        if "lock-denied" in (err.tag, (err.evidence or {}).get("tag")):
+            # 0 when the NE does not say who holds it: still locked, holder unknown.
+            return _session_id_from(err) or 0
+        raise
+    ctx.session.unlock("candidate")
+    return None
+
+
+def _session_id_from(err) -> int | None:
+    import re
+
+    m = re.search(r"session-id>\s*(\d+)", str((err.evidence or {}).get("info") or ""))
+    return int(m.group(1)) if m else None

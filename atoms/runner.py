@@ -1,0 +1,85 @@
+"""Run one atom with argument checking and transient-only retries; undo a run from its journal.
+
+Engine-agnostic on purpose: Prefect tasks wrap these calls, and the engine-less
+benchmark baseline calls them directly, so both measure the same device work.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import jsonschema
+
+from changeline.atoms import load
+from changeline.atoms.base import AtomContext, AtomResult
+from changeline.errors import ChangelineError, InputError, Problem, Retry, RollbackFailed, TransientError
+
+
+def check_args(atom: str, args: dict[str, Any], *, where: str = "") -> dict[str, Any]:
+    """Validate against the atom's JSON Schema; fill defaults. Raises InputError naming each field."""
+    spec = load(atom).SPEC
+    validator = jsonschema.Draft202012Validator(spec.args_schema)
+    problems = [Problem(where or "<args>", 0, 0, ".".join(str(p) for p in (atom, *err.absolute_path)), err.message)
+                for err in sorted(validator.iter_errors(args), key=lambda e: list(e.absolute_path))]
+    if problems:
+        raise InputError(problems)
+    filled = dict(args)
+    for key, prop in spec.args_schema.get("properties", {}).items():
+        if key not in filled and "default" in prop:
+            filled[key] = prop["default"]
+    return filled
+
+
+def execute(atom: str, ctx: AtomContext, args: dict[str, Any], *, retry: Retry | None = None) -> AtomResult:
+    """Run an atom; retry only transient device errors, reconnecting first (atoms are idempotent)."""
+    module = load(atom)
+    args = check_args(atom, args)
+    retry = retry or Retry(attempts=module.SPEC.transient_retries + 1)
+    for attempt, delay in enumerate([*retry.delays, None]):
+        try:
+            result = module.run(ctx, **args)
+            if attempt:
+                result.evidence.setdefault("transient_retries", attempt)
+            return result
+        except TransientError as err:
+            if delay is None:
+                raise
+            ctx.log(f"{ctx.ne} {atom}: transient error, retry {attempt + 1}/{len(retry.delays)} in {delay:.1f} s: {err.reason}")
+            ctx.session.reconnect()
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def undo_run(ctx: AtomContext, *, retry: Retry | None = None) -> list[AtomResult]:
+    """Undo every journaled mutating step of (run, NE), newest first. Each undo is idempotent.
+
+    Stops at the first undo that fails, marking it `undo-failed`, and raises
+    RollbackFailed: undoing older steps on top of a half-undone newer one would only
+    make the NE's state harder to reason about.
+    """
+    results: list[AtomResult] = []
+    retry = retry or Retry(attempts=4)
+    for entry in ctx.journal.to_undo(ctx.run_id, ctx.ne):
+        module = load(entry.atom)
+        undo = getattr(module, "undo", None)
+        if undo is None:
+            ctx.journal.finish(entry.id, "undone", {"reason": module.SPEC.undo_note or "nothing to undo"})
+            continue
+        for attempt, delay in enumerate([*retry.delays, None]):
+            try:
+                res = undo(ctx, entry.undo)
+                break
+            except TransientError as err:
+                if delay is None:
+                    ctx.journal.finish(entry.id, "undo-failed", {"reason": err.reason})
+                    raise RollbackFailed(f"undo of {entry.step} ({entry.atom}) failed: {err.reason}") from err
+                ctx.session.reconnect()
+                time.sleep(delay)
+            except ChangelineError as err:
+                ctx.journal.finish(entry.id, "undo-failed", {"reason": err.reason})
+                raise RollbackFailed(f"undo of {entry.step} ({entry.atom}) failed: {err.reason}",
+                                     evidence=err.evidence) from err
+        ctx.journal.finish(entry.id, "undone", res.to_dict())
+        results.append(res)
+    return results

@@ -1,0 +1,64 @@
+"""The `changeline` command: one entry point, sub-commands per area.
+
+Every expected failure (bad input, device refused, check failed) is a `ChangelineError`
+and ends as a readable message with exit code 1; a traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from changeline.errors import ChangelineError, InputError
+
+app = typer.Typer(
+    name="changeline",
+    help="Model-driven upgrades and changes of 5GC/IMS network elements.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _mount_subcommands() -> None:
+    # Imported lazily so `changeline --help` stays fast and one broken area
+    # cannot take the whole command down at import time.
+    from changeline.devices.sim.cli import app as sim_app
+
+    app.add_typer(sim_app, name="sim", help="Run simulated network elements.")
+
+
+def report_error(err: ChangelineError) -> None:
+    if isinstance(err, InputError):
+        for problem in err.problems:
+            typer.echo(str(problem), err=True)
+        typer.echo(f"{len(err.problems)} problem(s) found", err=True)
+    else:
+        typer.echo(f"error: {err.reason}", err=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _mount_subcommands()
+    try:
+        app(args=argv, standalone_mode=False)
+    except ChangelineError as err:
+        report_error(err)
+        return 1
+    except typer.Exit as ex:  # raised by commands that decide their own exit code
+        return ex.exit_code
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    except Exception as ex:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(ex, click.ClickException):
+            ex.show()
+            return ex.exit_code
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

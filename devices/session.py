@@ -1,0 +1,461 @@
+"""One device-session interface over NETCONF (ncclient), CLI (netmiko) and files (paramiko SFTP).
+
+This module is the only place that imports ncclient, netmiko or paramiko. Everything
+above it speaks `DeviceSession` and sees only changeline errors: transient ones
+(`ConnectError`, `DeviceTimeout`, `SessionDropped`) that callers may retry, and the
+rest (`AuthenticationError`, `HostKeyError`, `RpcError`, ...) that they must not.
+
+SSH host keys are always verified against the inventory's known_hosts file; an
+unknown or changed key refuses the connection before any credential is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import ncclient.transport.session as _nc_session
+import paramiko
+from lxml import etree
+from ncclient import manager as nc_manager
+from ncclient.operations import RPCError as NcRPCError
+from ncclient.operations.errors import TimeoutExpiredError
+from ncclient.transport import errors as nc_errors
+from ncclient.xml_ import to_ele
+
+from changeline.errors import (
+    AuthenticationError,
+    CommandError,
+    ConnectError,
+    DeviceError,
+    DeviceTimeout,
+    HostKeyError,
+    RpcError,
+    SessionDropped,
+)
+
+log = logging.getLogger("changeline.session")
+
+NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
+
+# ncclient's session thread only looks at its send queue once per TICK (0.1 s by
+# default), which adds ~90 ms to every RPC on an idle session (../shared/MACHINE.md).
+# 10 ms keeps RPCs fast while idle session threads still sleep almost all the time.
+_nc_session.TICK = float(os.environ.get("CHANGELINE_NCCLIENT_TICK", "0.01"))
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to reach one NE. The password is resolved by the caller and never logged."""
+
+    name: str
+    hostname: str
+    netconf_port: int = 830
+    ssh_port: int = 22
+    username: str = "admin"
+    password: str | None = None
+    key_file: str | None = None
+    known_hosts: str | None = None
+    timeout: float = 30.0
+
+    def __repr__(self) -> str:  # keep the password out of logs and tracebacks
+        return f"Endpoint({self.name} {self.hostname}:{self.netconf_port}/{self.ssh_port})"
+
+    @classmethod
+    def from_host(cls, host) -> "Endpoint":
+        """Build from an inventory `Host` (devices.inventory)."""
+        return cls(
+            name=host.name, hostname=host.hostname, netconf_port=host.port, ssh_port=host.ssh_port,
+            username=host.username, password=host.password(), key_file=host.key_file,
+            known_hosts=host.known_hosts, timeout=host.timeout,
+        )
+
+
+def _open_socket(endpoint: Endpoint, port: int) -> socket.socket:
+    """TCP connect with TCP_NODELAY: paramiko never sets it, costing ~2 x 40 ms of delayed ACK per handshake."""
+    try:
+        sock = socket.create_connection((endpoint.hostname, port), timeout=min(endpoint.timeout, 10.0))
+    except socket.timeout as err:
+        raise ConnectError(f"connect to {endpoint.hostname}:{port} timed out", host=endpoint.name) from err
+    except OSError as err:
+        raise ConnectError(f"connect to {endpoint.hostname}:{port} failed: {err.strerror or err}", host=endpoint.name) from err
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+def known_host_key(endpoint: Endpoint, port: int) -> paramiko.PKey:
+    """The NE's host key from known_hosts, or HostKeyError: we never trust on first use silently."""
+    if not endpoint.known_hosts:
+        raise HostKeyError("no known_hosts file configured; refusing to connect without host key verification",
+                           host=endpoint.name)
+    path = Path(endpoint.known_hosts)
+    if not path.is_file():
+        raise HostKeyError(f"known_hosts file {path} not found", host=endpoint.name)
+    keys = paramiko.HostKeys(str(path))
+    lookup = endpoint.hostname if port == 22 else f"[{endpoint.hostname}]:{port}"
+    entry = keys.lookup(lookup) or (keys.lookup(endpoint.hostname) if port != 22 else None)
+    if not entry:
+        raise HostKeyError(f"no host key for {lookup} in {path}; add it after checking its fingerprint",
+                           host=endpoint.name)
+    # Prefer modern key types when a host lists several.
+    for kind in ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "ssh-rsa"):
+        if kind in entry:
+            return entry[kind]
+    return next(iter(entry.values()))
+
+
+def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
+    if isinstance(err, DeviceError):
+        return err
+    if isinstance(err, nc_errors.AuthenticationError):
+        return AuthenticationError("NETCONF authentication failed", host=endpoint.name)
+    if isinstance(err, nc_errors.SSHUnknownHostError):
+        return HostKeyError(f"host key does not match known_hosts ({err})", host=endpoint.name)
+    if isinstance(err, TimeoutExpiredError):
+        return DeviceTimeout(f"NETCONF reply timed out: {err}", host=endpoint.name)
+    if isinstance(err, (nc_errors.SessionCloseError, nc_errors.TransportError, EOFError, ConnectionError)):
+        return SessionDropped(f"NETCONF session dropped: {type(err).__name__} {err}".strip(), host=endpoint.name)
+    if isinstance(err, (socket.timeout, TimeoutError)):
+        return DeviceTimeout(str(err) or "timed out", host=endpoint.name)
+    if isinstance(err, OSError):
+        return ConnectError(str(err), host=endpoint.name)
+    return DeviceError(f"{type(err).__name__}: {err}", host=endpoint.name)
+
+
+def _rpc_error(err: NcRPCError, endpoint: Endpoint) -> RpcError:
+    info = {"tag": err.tag, "type": err.type, "severity": err.severity, "path": err.path,
+            "message": err.message, "info": err.info}
+    text = (err.message or "").strip() or err.tag or "rpc-error"
+    app_tag = None
+    if err.xml is not None:
+        found = err.xml.find(f"{{{NC_NS}}}error-app-tag")
+        app_tag = found.text if found is not None else None
+        info["app_tag"] = app_tag
+    return RpcError(f"rpc-error {err.tag}{f' ({app_tag})' if app_tag else ''}: {text}",
+                    host=endpoint.name, tag=app_tag or err.tag or "", evidence=info)
+
+
+class DeviceSession:
+    """NETCONF, CLI and file transfer to one NE, each opened lazily on first use.
+
+    Not thread-safe: one session per worker. `close()` (or the context manager)
+    releases everything; `reconnect()` drops all channels so the next call opens
+    fresh ones, as needed after an NE restart.
+    """
+
+    def __init__(self, endpoint: Endpoint, *, rpc_timeout: float | None = None) -> None:
+        self.endpoint = endpoint
+        self.rpc_timeout = rpc_timeout or endpoint.timeout
+        self._nc = None
+        self._cli = None
+        self._ssh: paramiko.SSHClient | None = None
+        self._sftp: paramiko.SFTPClient | None = None
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def __enter__(self) -> "DeviceSession":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        nc, self._nc = self._nc, None
+        if nc is not None:
+            try:
+                if nc.connected:
+                    nc.close_session()
+            except Exception:  # the NE may already be gone; closing must never raise
+                pass
+            try:
+                nc._session.close()
+            except Exception:
+                pass
+        self._close_cli()
+        self._close_ssh()
+
+    def reconnect(self) -> None:
+        self.close()
+
+    def _close_cli(self) -> None:
+        cli, self._cli = self._cli, None
+        if cli is not None:
+            try:
+                cli.disconnect()
+            except Exception:
+                pass
+
+    def _close_ssh(self) -> None:
+        sftp, self._sftp = self._sftp, None
+        ssh, self._ssh = self._ssh, None
+        for thing in (sftp, ssh):
+            if thing is not None:
+                try:
+                    thing.close()
+                except Exception:
+                    pass
+
+    def wait_until_reachable(self, *, timeout: float, interval: float = 0.2) -> float:
+        """Poll until a NETCONF session opens (after a restart); returns the seconds waited."""
+        start = time.monotonic()
+        delay = interval
+        last: Exception | None = None
+        while True:
+            self.reconnect()
+            try:
+                self.netconf
+                return time.monotonic() - start
+            except (ConnectError, SessionDropped, DeviceTimeout) as err:
+                last = err
+            if time.monotonic() - start + delay > timeout:
+                raise DeviceTimeout(f"not reachable within {timeout:.0f} s (last: {last.reason if last else '?'})",
+                                    host=self.endpoint.name)
+            time.sleep(delay)
+            delay = min(delay * 1.5, 2.0)
+
+    # --- NETCONF ---------------------------------------------------------------------
+
+    @property
+    def netconf(self):
+        if self._nc is not None and self._nc.connected:
+            return self._nc
+        self._nc = None
+        ep = self.endpoint
+        hostkey = known_host_key(ep, ep.netconf_port)
+        sock = _open_socket(ep, ep.netconf_port)
+        try:
+            self._nc = nc_manager.connect_ssh(
+                host=ep.hostname, port=ep.netconf_port, username=ep.username, password=ep.password,
+                key_filename=ep.key_file, allow_agent=False, look_for_keys=False,
+                hostkey_verify=True, hostkey_b64=hostkey.get_base64(), sock=sock,
+                timeout=ep.timeout, manager_params={"timeout": self.rpc_timeout},
+                device_params={"name": "default"},
+            )
+        except Exception as err:
+            sock.close()
+            raise _map_nc_error(err, ep) from err
+        return self._nc
+
+    @property
+    def server_capabilities(self) -> set[str]:
+        return {str(c) for c in self.netconf.server_capabilities}
+
+    def has_capability(self, short: str) -> bool:
+        """`has_capability(':candidate')`: matches on the capability name, any version."""
+        name = short.lstrip(":")
+        return any(c.split("?")[0].rsplit(":", 2)[-2] == name for c in self.server_capabilities
+                   if c.startswith("urn:ietf:params:netconf:capability:"))
+
+    def _call(self, what: str, fn, *args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except NcRPCError as err:
+            raise _rpc_error(err, self.endpoint) from err
+        except Exception as err:
+            mapped = _map_nc_error(err, self.endpoint)
+            if isinstance(mapped, (SessionDropped, DeviceTimeout)):
+                self._nc = None
+            raise mapped from err
+
+    def get(self, filter_xml: str | None = None) -> etree._Element:
+        nc = self.netconf
+        reply = self._call("get", nc.get, filter=("subtree", filter_xml) if filter_xml else None)
+        return _data(reply)
+
+    def get_config(self, source: str = "running", filter_xml: str | None = None) -> etree._Element:
+        nc = self.netconf
+        reply = self._call("get-config", nc.get_config, source=source,
+                           filter=("subtree", filter_xml) if filter_xml else None)
+        return _data(reply)
+
+    def edit_config(self, config: str | etree._Element, *, target: str = "candidate",
+                    default_operation: str | None = None, test_option: str | None = None,
+                    error_option: str | None = "rollback-on-error") -> None:
+        nc = self.netconf
+        if isinstance(config, etree._Element):
+            config = etree.tostring(config, encoding="unicode")
+        if error_option == "rollback-on-error" and not self.has_capability(":rollback-on-error"):
+            error_option = None
+        self._call("edit-config", nc.edit_config, config=config, target=target,
+                   default_operation=default_operation, test_option=test_option, error_option=error_option)
+
+    def copy_config(self, source: str | etree._Element, target: str) -> None:
+        nc = self.netconf
+        if isinstance(source, etree._Element):
+            source = etree.tostring(source, encoding="unicode")
+        self._call("copy-config", nc.copy_config, source=source, target=target)
+
+    def validate(self, source: str = "candidate") -> None:
+        self._call("validate", self.netconf.validate, source=source)
+
+    def discard_changes(self) -> None:
+        self._call("discard-changes", self.netconf.discard_changes)
+
+    def commit(self, *, confirmed: bool = False, timeout: int | None = None,
+               persist: str | None = None, persist_id: str | None = None) -> None:
+        kwargs: dict = {"confirmed": confirmed}
+        if timeout is not None:
+            kwargs["timeout"] = str(int(timeout))
+        if persist is not None:
+            kwargs["persist"] = persist
+        if persist_id is not None:
+            kwargs["persist_id"] = persist_id
+        self._call("commit", self.netconf.commit, **kwargs)
+
+    def cancel_commit(self, persist_id: str | None = None) -> None:
+        self._call("cancel-commit", self.netconf.cancel_commit, persist_id=persist_id)
+
+    def lock(self, target: str = "candidate") -> None:
+        self._call("lock", self.netconf.lock, target)
+
+    def unlock(self, target: str = "candidate") -> None:
+        self._call("unlock", self.netconf.unlock, target)
+
+    @contextmanager
+    def locked(self, target: str = "candidate") -> Iterator[None]:
+        self.lock(target)
+        try:
+            yield
+        finally:
+            try:
+                if self._nc is not None and self._nc.connected:
+                    self.unlock(target)
+            except DeviceError as err:  # the session may have dropped: the NE released the lock then
+                log.debug("unlock %s on %s: %s", target, self.endpoint.name, err.reason)
+
+    def rpc(self, request: str | etree._Element) -> etree._Element:
+        """Send any RPC body (e.g. a vendor lifecycle RPC); returns the <rpc-reply> element."""
+        if isinstance(request, str):
+            request = to_ele(request)
+        reply = self._call("rpc", self.netconf.dispatch, request)
+        return _reply_root(reply)
+
+    # --- CLI ---------------------------------------------------------------------------
+
+    def cli(self, command: str, *, read_timeout: float | None = None) -> str:
+        conn = self._cli_connection()
+        try:
+            output = conn.send_command(command, read_timeout=read_timeout or self.endpoint.timeout)
+        except Exception as err:
+            self._close_cli()
+            raise _map_ssh_error(err, self.endpoint, "CLI") from err
+        if output.lstrip().startswith("% "):
+            raise CommandError(f"'{command}' rejected: {output.strip()}", host=self.endpoint.name)
+        return output
+
+    def _cli_connection(self):
+        if self._cli is not None and self._cli.is_alive():
+            return self._cli
+        from netmiko import ConnectHandler
+
+        ep = self.endpoint
+        known_host_key(ep, ep.ssh_port)  # fail early with a clear reason
+        sock = _open_socket(ep, ep.ssh_port)
+        try:
+            self._cli = ConnectHandler(
+                device_type="cisco_ios", host=ep.hostname, port=ep.ssh_port, username=ep.username,
+                password=ep.password or "", key_file=ep.key_file, use_keys=bool(ep.key_file),
+                allow_agent=False, ssh_strict=True, system_host_keys=False, alt_host_keys=True,
+                alt_key_file=ep.known_hosts, sock=sock, conn_timeout=ep.timeout, fast_cli=True,
+            )
+            self._cli.enable()
+        except Exception as err:
+            sock.close()
+            raise _map_ssh_error(err, ep, "CLI") from err
+        return self._cli
+
+    # --- files -------------------------------------------------------------------------
+
+    @property
+    def sftp(self) -> paramiko.SFTPClient:
+        if self._sftp is not None and self._ssh is not None and self._ssh.get_transport() \
+                and self._ssh.get_transport().is_active():
+            return self._sftp
+        self._close_ssh()
+        ep = self.endpoint
+        known_host_key(ep, ep.ssh_port)
+        client = paramiko.SSHClient()
+        client.load_host_keys(ep.known_hosts)
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        sock = _open_socket(ep, ep.ssh_port)
+        try:
+            client.connect(ep.hostname, port=ep.ssh_port, username=ep.username, password=ep.password,
+                           key_filename=ep.key_file, allow_agent=False, look_for_keys=False, sock=sock,
+                           timeout=ep.timeout, banner_timeout=ep.timeout, auth_timeout=ep.timeout)
+            self._ssh = client
+            self._sftp = client.open_sftp()
+            self._sftp.get_channel().settimeout(ep.timeout)
+        except Exception as err:
+            client.close()
+            sock.close()
+            raise _map_ssh_error(err, ep, "SFTP") from err
+        return self._sftp
+
+    def put_file(self, local: str | Path, remote: str) -> int:
+        size = os.path.getsize(local)
+        try:
+            self.sftp.put(str(local), remote, confirm=True)
+        except Exception as err:
+            self._close_ssh()
+            raise _map_ssh_error(err, self.endpoint, "SFTP put") from err
+        return size
+
+    def get_file(self, remote: str, local: str | Path) -> int:
+        try:
+            self.sftp.get(remote, str(local))
+        except Exception as err:
+            self._close_ssh()
+            raise _map_ssh_error(err, self.endpoint, "SFTP get") from err
+        return os.path.getsize(local)
+
+    def read_file(self, remote: str) -> bytes:
+        try:
+            with self.sftp.open(remote, "rb") as fh:
+                return fh.read()
+        except Exception as err:
+            raise _map_ssh_error(err, self.endpoint, "SFTP read") from err
+
+    def list_dir(self, remote: str) -> list[str]:
+        try:
+            return sorted(self.sftp.listdir(remote))
+        except Exception as err:
+            raise _map_ssh_error(err, self.endpoint, "SFTP list") from err
+
+
+def _map_ssh_error(err: Exception, endpoint: Endpoint, what: str) -> DeviceError:
+    if isinstance(err, DeviceError):
+        return err
+    name = type(err).__name__
+    if isinstance(err, paramiko.AuthenticationException) or "Authentication" in name:
+        return AuthenticationError(f"{what} authentication failed", host=endpoint.name)
+    if isinstance(err, paramiko.BadHostKeyException) or (isinstance(err, paramiko.SSHException)
+                                                         and "not found in known_hosts" in str(err)):
+        return HostKeyError(f"{what}: host key not trusted ({err})", host=endpoint.name)
+    if isinstance(err, FileNotFoundError) or (isinstance(err, IOError) and getattr(err, "errno", None) == 2):
+        return DeviceError(f"{what}: no such file: {err}", host=endpoint.name)
+    if isinstance(err, PermissionError):
+        return DeviceError(f"{what}: permission denied: {err}", host=endpoint.name)
+    if "Timeout" in name or isinstance(err, (socket.timeout, TimeoutError)):
+        return DeviceTimeout(f"{what} timed out: {err}", host=endpoint.name)
+    if isinstance(err, (EOFError, ConnectionError, paramiko.SSHException, OSError)):
+        return SessionDropped(f"{what} connection lost: {name} {err}".strip(), host=endpoint.name)
+    return DeviceError(f"{what}: {name}: {err}", host=endpoint.name)
+
+
+def _data(reply) -> etree._Element:
+    """The <data> element of a get/get-config reply (an empty one if the NE sent nothing)."""
+    root = _reply_root(reply)
+    data = root.find(f"{{{NC_NS}}}data")
+    return data if data is not None else etree.Element(f"{{{NC_NS}}}data")
+
+
+def _reply_root(reply) -> etree._Element:
+    return etree.fromstring(reply.xml.encode() if isinstance(reply.xml, str) else reply.xml,
+                            parser=etree.XMLParser(remove_blank_text=True, resolve_entities=False))
+
