@@ -31,7 +31,12 @@ SPEC = AtomSpec(
 
 
 def speaks_contract(ctx: AtomContext) -> bool:
-    return any(ne_api.NS in cap for cap in ctx.session.server_capabilities)
+    """Does the NE report changeline operational state? A generic server may load our YANG
+    module (so it advertises the namespace) without implementing the NE behind it."""
+    facts = ctx.session.facts
+    if "contract" not in facts:
+        facts["contract"] = ne_api.read_state_optional(ctx.session) is not None
+    return facts["contract"]
 
 
 def read_running(ctx: AtomContext) -> bytes:

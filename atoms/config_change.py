@@ -77,7 +77,10 @@ def run(ctx: AtomContext, *, config: str, default_operation: str = "merge", conf
             session.discard_changes()
             return AtomResult(atom=SPEC.name, ne=ctx.ne, changed=False, reason="already applied: no difference")
         if session.has_capability(":validate"):
-            session.validate("candidate")
+            # Validate the candidate's content inline rather than <source><candidate/>: on
+            # yuma123 netconfd a validate of the candidate datastore made the next commit a
+            # no-op (seen in tests/atoms/test_generic_atoms_thirdparty.py).
+            session.validate(etree.fromstring(candidate))
         if ctx.dry_run:
             session.discard_changes()
             return AtomResult(atom=SPEC.name, ne=ctx.ne, changed=False, diff=change_diff, reason="dry run")

@@ -29,6 +29,7 @@ CREATE TABLE IF NOT EXISTS steps (
     status TEXT NOT NULL,          -- started | done | failed | undone | undo-failed | skipped
     undo TEXT,                     -- JSON undo record, NULL for read-only atoms
     result TEXT,                   -- JSON AtomResult once finished
+    undo_result TEXT,              -- JSON result of the undo, once undone (or why it failed)
     started_at REAL NOT NULL,
     finished_at REAL
 );
@@ -91,6 +92,11 @@ class Journal:
             "UPDATE steps SET status=?, result=?, finished_at=? WHERE id=?",
             (status, json.dumps(result, default=str) if result is not None else None, time.time(), entry_id),
         )
+
+    def mark_undo(self, entry_id: int, status: str, result: dict[str, Any]) -> None:
+        """`undone` or `undo-failed`; the step's own result is kept for the report."""
+        self._conn().execute("UPDATE steps SET status=?, undo_result=? WHERE id=?",
+                             (status, json.dumps(result, default=str), entry_id))
 
     def entries(self, run_id: str, ne: str | None = None) -> list[JournalEntry]:
         sql = "SELECT id, run_id, ne, step, atom, status, undo, result, started_at, finished_at FROM steps WHERE run_id=?"

@@ -64,7 +64,7 @@ def undo_run(ctx: AtomContext, *, retry: Retry | None = None) -> list[AtomResult
         module = load(entry.atom)
         undo = getattr(module, "undo", None)
         if undo is None:
-            ctx.journal.finish(entry.id, "undone", {"reason": module.SPEC.undo_note or "nothing to undo"})
+            ctx.journal.mark_undo(entry.id, "undone", {"reason": module.SPEC.undo_note or "nothing to undo"})
             continue
         for attempt, delay in enumerate([*retry.delays, None]):
             try:
@@ -72,14 +72,14 @@ def undo_run(ctx: AtomContext, *, retry: Retry | None = None) -> list[AtomResult
                 break
             except TransientError as err:
                 if delay is None:
-                    ctx.journal.finish(entry.id, "undo-failed", {"reason": err.reason})
+                    ctx.journal.mark_undo(entry.id, "undo-failed", {"reason": err.reason})
                     raise RollbackFailed(f"undo of {entry.step} ({entry.atom}) failed: {err.reason}") from err
                 ctx.session.reconnect()
                 time.sleep(delay)
             except ChangelineError as err:
-                ctx.journal.finish(entry.id, "undo-failed", {"reason": err.reason})
+                ctx.journal.mark_undo(entry.id, "undo-failed", {"reason": err.reason})
                 raise RollbackFailed(f"undo of {entry.step} ({entry.atom}) failed: {err.reason}",
                                      evidence=err.evidence) from err
-        ctx.journal.finish(entry.id, "undone", res.to_dict())
+        ctx.journal.mark_undo(entry.id, "undone", res.to_dict())
         results.append(res)
     return results

@@ -136,6 +136,18 @@ def read_state(session: DeviceSession) -> NeState:
     )
 
 
+def read_state_optional(session: DeviceSession) -> NeState | None:
+    """The NE's state, or None when it does not implement the changeline state tree."""
+    from changeline.errors import DeviceError, RpcError, TransientError
+
+    try:
+        return read_state(session)
+    except TransientError:
+        raise
+    except (RpcError, DeviceError):
+        return None
+
+
 def raise_missing(session: DeviceSession, what: str) -> None:
     from changeline.errors import DeviceError
 

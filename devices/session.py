@@ -156,6 +156,8 @@ class DeviceSession:
         self._cli = None
         self._ssh: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        # What we learned about the NE that cannot change while it runs (e.g. which contract it speaks).
+        self.facts: dict[str, object] = {}
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -291,7 +293,8 @@ class DeviceSession:
             source = etree.tostring(source, encoding="unicode")
         self._call("copy-config", nc.copy_config, source=source, target=target)
 
-    def validate(self, source: str = "candidate") -> None:
+    def validate(self, source: str | etree._Element = "candidate") -> None:
+        """Validate a datastore, or an inline `<config>` element."""
         self._call("validate", self.netconf.validate, source=source)
 
     def discard_changes(self) -> None:

@@ -224,26 +224,35 @@ class ImageStore:
         with os.scandir(self.directory) as entries:
             return sum(e.stat().st_size for e in entries if e.is_file())
 
-    async def inspect(self, name: str) -> ImageInspection | None:
+    def inspect(self, name: str) -> ImageInspection | None:
+        """The cached inspection, refreshed (blocking) when the file changed; callers on the
+        event loop warm the cache with `warm` first so big files hash in a thread."""
         path = self.path(name)
         if path is None:
             return None
-        stat = path.stat()
-        key = (stat.st_size, stat.st_mtime_ns)
-        cached = self._cache.get(name)
-        if cached and cached[0] == key:
-            return cached[1]
-        inspection = await asyncio.to_thread(inspect_image, path)
+        try:
+            stat = path.stat()
+            key = (stat.st_size, stat.st_mtime_ns)
+            cached = self._cache.get(name)
+            if cached and cached[0] == key:
+                return cached[1]
+            inspection = inspect_image(path)
+        except FileNotFoundError:  # removed by a client while we looked
+            return None
         self._cache[name] = (key, inspection)
         return inspection
 
-    async def entries(self) -> list[tuple[str, ImageInspection]]:
-        """Every complete image file, by name; files still being uploaded are left out."""
-        names = sorted(p.name for p in self.directory.iterdir() if p.is_file() and p.name not in self.writing)
-        out = []
-        for name in names:
-            inspection = await self.inspect(name)
-            if inspection is not None:
-                out.append((name, inspection))
-        self._cache = {n: v for n, v in self._cache.items() if n in names or n in self.writing}
+    async def warm(self, name: str | None = None) -> None:
+        names = [name] if name else self.names()
+        for each in names:
+            await asyncio.to_thread(self.inspect, each)
+
+    def names(self) -> list[str]:
+        """Complete image files; files still being uploaded are left out."""
+        return sorted(p.name for p in self.directory.iterdir() if p.is_file() and p.name not in self.writing)
+
+    def entries(self) -> list[tuple[str, ImageInspection]]:
+        names = self.names()
+        out = [(name, inspection) for name in names if (inspection := self.inspect(name))]
+        self._cache = {n: v for n, v in self._cache.items() if n in names}
         return out
