@@ -38,6 +38,11 @@ CREATE TABLE IF NOT EXISTS baselines (
     run_id TEXT NOT NULL, ne TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
     PRIMARY KEY (run_id, ne, key)
 );
+CREATE TABLE IF NOT EXISTS ne_steps (
+    run_id TEXT NOT NULL, ne TEXT NOT NULL, step TEXT NOT NULL, status TEXT NOT NULL,
+    result TEXT, updated_at REAL NOT NULL,
+    PRIMARY KEY (run_id, ne, step)
+);
 CREATE TABLE IF NOT EXISTS ne_status (
     run_id TEXT NOT NULL, ne TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, updated_at REAL NOT NULL,
     PRIMARY KEY (run_id, ne)
@@ -126,6 +131,17 @@ class Journal:
     def baseline(self, run_id: str, ne: str) -> dict[str, Any]:
         rows = self._conn().execute("SELECT key, value FROM baselines WHERE run_id=? AND ne=?", (run_id, ne))
         return {k: json.loads(v) for k, v in rows}
+
+    def record_step(self, run_id: str, ne: str, step: str, status: str, result: dict[str, Any] | None = None) -> None:
+        """Progress of every step of a plan (read-only ones too), so a resume skips what finished."""
+        self._conn().execute(
+            "INSERT OR REPLACE INTO ne_steps(run_id, ne, step, status, result, updated_at) VALUES (?,?,?,?,?,?)",
+            (run_id, ne, step, status, json.dumps(result, default=str) if result is not None else None, time.time()))
+
+    def step_records(self, run_id: str, ne: str) -> dict[str, tuple[str, dict[str, Any] | None]]:
+        rows = self._conn().execute("SELECT step, status, result FROM ne_steps WHERE run_id=? AND ne=? ORDER BY updated_at",
+                                    (run_id, ne))
+        return {step: (status, json.loads(result) if result else None) for step, status, result in rows}
 
     def set_ne_status(self, run_id: str, ne: str, status: str, reason: str = "") -> None:
         self._conn().execute("INSERT OR REPLACE INTO ne_status(run_id, ne, status, reason, updated_at) VALUES (?,?,?,?,?)",

@@ -169,7 +169,7 @@ def _duplicates(siblings: list[etree._Element]) -> list[DataError]:
     seen: set[tuple[str, str | None]] = set()
     problems = []
     for node in siblings:
-        identity = (node.tag, None if _is_top_level(node) else _key(node))
+        identity = _identity(node)
         if identity in seen:
             problems.append(DataError("operation-failed", "duplicate data node", node=node,
                                       app_tag="data-not-unique"))
@@ -211,6 +211,7 @@ class _Editor:
     def __init__(self, stop_on_error: bool) -> None:
         self.stop_on_error = stop_on_error
         self.errors: list[DataError] = []
+        self._indexes: dict[etree._Element, _ChildIndex] = {}
 
     def children(self, target: etree._Element, edit: etree._Element, operation: str) -> None:
         for edit_node in elements(edit):
@@ -223,10 +224,12 @@ class _Editor:
 
     def node(self, parent: etree._Element, edit_node: etree._Element, inherited: str) -> None:
         operation = _operation(edit_node, inherited)
-        existing = _find_match(parent, edit_node)
+        index = self._index(parent)
+        identity = _identity(edit_node)
+        existing = index.find(identity, edit_node)
         if operation in ("delete", "remove"):
             if existing is not None:
-                parent.remove(existing)
+                index.remove(identity)
             elif operation == "delete":
                 raise DataError("data-missing", "data to delete does not exist", node=edit_node)
             return
@@ -241,10 +244,12 @@ class _Editor:
         if operation == "replace" and existing is not None:
             fresh = _new_element(edit_node.tag, parent)
             existing.addprevious(fresh)  # keep the entry where it was
-            parent.remove(existing)
+            index.remove(identity)
+            index.add(identity, fresh)
             existing = fresh
         if existing is None:
             existing = _new_element(edit_node.tag, parent)
+            index.add(identity, existing)
         self.fill(existing, edit_node, operation)
 
     def fill(self, target: etree._Element, edit_node: etree._Element, operation: str) -> None:
@@ -267,6 +272,47 @@ class _Editor:
         target.text = None
         self.children(target, edit_node, operation)
 
+    def _index(self, parent: etree._Element) -> _ChildIndex:
+        if parent not in self._indexes:
+            self._indexes[parent] = _ChildIndex(parent)
+        return self._indexes[parent]
+
+
+class _ChildIndex:
+    """A stored node's children by identity, kept up to date during one edit, so editing
+    n list entries costs O(n) lookups instead of n scans of the list."""
+
+    def __init__(self, parent: etree._Element) -> None:
+        self.parent = parent
+        self.by_identity: dict[tuple[str, str | None], etree._Element] = {}
+        self.keyed_tags: set[str] = set()
+        for child in elements(parent):
+            identity = _identity(child)
+            self.by_identity.setdefault(identity, child)
+            if identity[1] is not None:
+                self.keyed_tags.add(identity[0])
+
+    def find(self, identity: tuple[str, str | None],
+             edit_node: etree._Element) -> etree._Element | None:
+        """The stored node an edit node addresses: same name and, for list entries, key."""
+        found = self.by_identity.get(identity)
+        if found is None and identity[1] is None and identity[0] in self.keyed_tags:
+            raise DataError("missing-element", f"list entry without its key '{KEY_LEAF}'",
+                            node=edit_node, info={"bad-element": KEY_LEAF})
+        return found
+
+    def add(self, identity: tuple[str, str | None], node: etree._Element) -> None:
+        self.by_identity[identity] = node
+        if identity[1] is not None:
+            self.keyed_tags.add(identity[0])
+
+    def remove(self, identity: tuple[str, str | None]) -> None:
+        self.parent.remove(self.by_identity.pop(identity))
+
+
+def _identity(node: etree._Element) -> tuple[str, str | None]:
+    return node.tag, None if _is_top_level(node) else _key(node)
+
 
 def _operation(edit_node: etree._Element, inherited: str) -> str:
     operation = edit_node.get(OPERATION_ATTR)
@@ -278,22 +324,6 @@ def _operation(edit_node: etree._Element, inherited: str) -> str:
                         info={"bad-attribute": "operation",
                               "bad-element": etree.QName(edit_node).localname})
     return operation
-
-
-def _find_match(parent: etree._Element, edit_node: etree._Element) -> etree._Element | None:
-    """The stored node `edit_node` addresses: same name and, for list entries, same key."""
-    candidates = parent.iterchildren(edit_node.tag)
-    if _is_top_level(edit_node):
-        return next(candidates, None)
-    key = _key(edit_node)
-    for candidate in candidates:
-        candidate_key = _key(candidate)
-        if key is None and candidate_key is not None:
-            raise DataError("missing-element", f"list entry without its key '{KEY_LEAF}'",
-                            node=edit_node, info={"bad-element": KEY_LEAF})
-        if candidate_key == key:
-            return candidate
-    return None
 
 
 # --- subtree filtering (RFC 6241 section 6) -------------------------------------------

@@ -226,6 +226,9 @@ class SimulatedNE:
         used = self.profile.disk_system_mb * MIB + self.images.used_bytes() + sum(self._installed_bytes.values())
         return max(0, self.disk_total_bytes() - used)
 
+    def session_counts(self) -> dict[str, int]:
+        return {"netconf": len(self.engine.sessions), "ssh": len(self._ssh_connections)}
+
     def transfer_bytes_per_sim_second(self) -> float:
         return self.profile.delays.transfer_mb_per_s * MIB
 

@@ -345,11 +345,13 @@ class NetconfEngine:
         if faults and error_option == "rollback-on-error":
             _raise_all(faults)
         if test_option != "set":
-            _raise_all(faults + self._validation_faults(edited))
-        if test_option == "test-only":
-            return None
-        # stop-on-error and continue-on-error keep what was applied before/besides the errors.
-        self._store(target, config_root(elements(edited)))
+            invalid = self._validation_faults(edited)
+            if invalid:
+                _raise_all(faults + invalid)
+        if test_option != "test-only":
+            # stop-on-error and continue-on-error keep what was applied before or
+            # besides the errors, which are still reported.
+            self._store(target, config_root(elements(edited)))
         _raise_all(faults)
         return None
 

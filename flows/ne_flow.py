@@ -1,0 +1,250 @@
+"""The per-NE flow: a model compiled for one NE, each step a named task run in the UI.
+
+It composes atoms and decisions; device I/O lives in the atoms. Every step's outcome
+goes to the durable journal as it happens, so a resumed run skips what finished and
+re-enters the step it was caught in (atoms are idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import FlowPauseTimeout
+from prefect.flow_runs import pause_flow_run
+from prefect.input import RunInput
+from prefect.utilities.annotations import quote
+
+from changeline.atoms import runner
+from changeline.atoms.base import AtomContext
+from changeline.devices.inventory import Host, load_inventory
+from changeline.devices.session import DeviceSession, Endpoint
+from changeline.errors import ChangelineError
+from changeline.flows import policy, stores
+
+
+class AnomalyDecision(RunInput):
+    """The operator's answer on the pause form in the Prefect UI."""
+
+    action: Literal["rollback", "continue"] = "rollback"
+    comment: str = ""
+
+
+@dataclass
+class StepOutcome:
+    name: str
+    atom: str
+    status: str                     # done | failed | skipped
+    changed: bool = False
+    reason: str = ""
+    started_at: float = 0.0
+    duration_s: float = 0.0
+    gate: bool = False
+    evidence: dict[str, Any] = field(default_factory=dict)
+    diff: str = ""
+
+
+@dataclass
+class NEOutcome:
+    ne: str
+    ne_type: str
+    campaign_id: str
+    status: str = "running"
+    reason: str = ""
+    from_version: str = ""
+    to_version: str = ""
+    steps: list[StepOutcome] = field(default_factory=list)
+    anomalies: list[dict[str, Any]] = field(default_factory=list)
+    decisions: list[dict[str, Any]] = field(default_factory=list)
+    rollback: dict[str, Any] = field(default_factory=dict)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    operator_seconds: float = 0.0   # time a person spent deciding (pause forms)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@task(cache_policy=NO_CACHE, persist_result=False)
+def atom_step(atom: str, args: dict[str, Any], ctx: AtomContext) -> dict[str, Any]:
+    """One atom against one NE. Raises on failure so the task run shows red with the reason."""
+    return runner.execute(atom, ctx, args).to_dict()
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, task_run_name="rollback")
+def rollback_step(ctx: AtomContext, verify_scenarios: list[str], restart_timeout_s: float) -> dict[str, Any]:
+    """Undo the journaled steps newest first, then restore-and-verify against the backup."""
+    undone = [r.to_dict() for r in runner.undo_run(ctx)]
+    verified = runner.execute("rollback", ctx, {"verify_scenarios": verify_scenarios,
+                                                "restart_timeout_s": restart_timeout_s})
+    return {"undone": undone, "verified": verified.to_dict()}
+
+
+def time_scale(host: Host) -> float:
+    """Simulated NEs run their clocks faster (inventory `data.time_scale`); real NEs are 1.0."""
+    try:
+        return float(host.data.get("time_scale", 1.0))
+    except (TypeError, ValueError):
+        return 1.0
+
+
+def make_context(host: Host, campaign_id: str, log) -> AtomContext:
+    journal = stores.journal()
+    return AtomContext(host=host, session=DeviceSession(Endpoint.from_host(host)), journal=journal,
+                       backups=stores.backups(), run_id=campaign_id, speed=time_scale(host),
+                       baseline=journal.baseline(campaign_id, host.name), log=log)
+
+
+def _anomaly_form(outcome: NEOutcome, step_name: str, reason: str, evidence: dict[str, Any]) -> str:
+    shown = json.dumps(evidence, indent=2, default=str)
+    if len(shown) > 3000:
+        shown = shown[:3000] + "\n..."
+    return (f"## Anomaly on {outcome.ne} ({outcome.ne_type}) at step `{step_name}`\n\n"
+            f"**Reason:** {reason}\n\n"
+            f"Choose **rollback** to restore the NE's software and configuration from its backup, "
+            f"or **continue** to accept the anomaly and go on (say why in the comment).\n\n"
+            f"Evidence:\n```json\n{shown}\n```")
+
+
+def execute_plan(plan, host: Host, campaign_id: str, *, on_anomaly: str | None = None,
+                 pause_timeout_s: int = 3600, rollback_verify: list[str] | None = None,
+                 rollback_restart_timeout_s: float = 900) -> NEOutcome:
+    """Run an NEPlan step by step with the anomaly policy; usable inside any flow."""
+    logger = get_run_logger()
+    journal = stores.journal()
+    ctx = make_context(host, campaign_id, logger.info)
+    outcome = NEOutcome(ne=host.name, ne_type=host.ne_type, campaign_id=campaign_id,
+                        from_version=host.software_version, to_version=getattr(plan, "to_version", "") or "",
+                        started_at=time.time())
+    journal.set_ne_status(campaign_id, host.name, "running", "")
+    finished_before = {name for name, (status, _) in journal.step_records(campaign_id, host.name).items()
+                       if status == "done"}
+    try:
+        for step in plan.steps:
+            if step.name in finished_before:
+                outcome.steps.append(StepOutcome(step.name, step.atom, "skipped", reason="finished before a restart",
+                                                 gate=step.gate))
+                continue
+            ctx.step = step.name
+            journal.set_ne_status(campaign_id, host.name, "running", f"step {step.name}")
+            started = time.time()
+            state = atom_step.with_options(name=step.atom, task_run_name=step.name)(
+                step.atom, step.args, quote(ctx), return_state=True)
+            if state.is_completed():
+                res = state.result()
+                outcome.steps.append(StepOutcome(step.name, step.atom, "done", res.get("changed", False),
+                                                 res.get("reason", ""), started, time.time() - started, step.gate,
+                                                 res.get("evidence", {}), res.get("diff", "")))
+                journal.record_step(campaign_id, host.name, step.name, "done", res)
+                continue
+            err = state.result(raise_on_failure=False)
+            reason = getattr(err, "reason", None) or str(err) or type(err).__name__
+            evidence = getattr(err, "evidence", {}) or {}
+            outcome.steps.append(StepOutcome(step.name, step.atom, "failed", False, reason, started,
+                                             time.time() - started, step.gate, evidence))
+            journal.record_step(campaign_id, host.name, step.name, "failed", {"reason": reason})
+            changed = bool(journal.to_undo(campaign_id, host.name))
+            action = policy.anomaly_action(step.on_failure, on_anomaly, changed_anything=changed)
+            anomaly = {"step": step.name, "atom": step.atom, "gate": step.gate, "reason": reason,
+                       "policy": action, "at": time.time()}
+            outcome.anomalies.append(anomaly)
+            logger.warning("%s: anomaly at %s: %s (policy %s)", host.name, step.name, reason, action)
+            if action == "pause":
+                action = _ask_operator(outcome, step.name, reason, evidence, pause_timeout_s)
+            if action == "continue":
+                continue
+            if action == "abort":
+                outcome.status, outcome.reason = policy.FAILED, f"{step.name}: {reason}"
+                break
+            outcome.status = _roll_back(ctx, outcome, rollback_verify or [], rollback_restart_timeout_s,
+                                        cause=f"{step.name}: {reason}")
+            break
+        else:
+            outcome.status = policy.DONE
+            outcome.reason = "reached target" if not outcome.anomalies else \
+                f"reached target with {len(outcome.anomalies)} accepted anomaly(ies)"
+    finally:
+        ctx.session.close()
+        outcome.finished_at = time.time()
+        if outcome.status == "running":  # an exception escaped: leave it for resume to reconcile
+            outcome.status, outcome.reason = policy.FAILED, "interrupted"
+        journal.set_ne_status(campaign_id, host.name, outcome.status, outcome.reason)
+        _write_evidence(outcome)
+    return outcome
+
+
+def _ask_operator(outcome: NEOutcome, step_name: str, reason: str, evidence: dict, timeout_s: int) -> str:
+    logger = get_run_logger()
+    stores.journal().set_ne_status(outcome.campaign_id, outcome.ne, "paused", f"{step_name}: {reason}")
+    asked = time.time()
+    form = AnomalyDecision.with_initial_data(description=_anomaly_form(outcome, step_name, reason, evidence),
+                                             action="rollback")
+    try:
+        decision = pause_flow_run(wait_for_input=form, timeout=timeout_s, poll_interval=2,
+                                  key=f"anomaly-{step_name}")
+        action, comment, by = decision.action, decision.comment, "operator"
+    except FlowPauseTimeout:
+        action, comment, by = "rollback", f"no answer within {timeout_s} s", "timeout"
+    outcome.operator_seconds += time.time() - asked
+    outcome.decisions.append({"step": step_name, "action": action, "comment": comment, "by": by,
+                              "waited_s": round(time.time() - asked, 1)})
+    logger.info("%s: decision at %s: %s (%s) %s", outcome.ne, step_name, action, by, comment)
+    return action
+
+
+def _roll_back(ctx: AtomContext, outcome: NEOutcome, verify: list[str], restart_timeout_s: float, *, cause: str) -> str:
+    ctx.step = "rollback"
+    ctx.session.reconnect()
+    state = rollback_step(quote(ctx), verify, restart_timeout_s, return_state=True)
+    if state.is_completed():
+        outcome.rollback = {"ok": True, **state.result()}
+        outcome.reason = f"rolled back after {cause}"
+        return policy.ROLLED_BACK
+    err = state.result(raise_on_failure=False)
+    outcome.rollback = {"ok": False, "reason": getattr(err, "reason", str(err))}
+    outcome.reason = f"ROLLBACK FAILED after {cause}: {outcome.rollback['reason']}"
+    return policy.ROLLBACK_FAILED
+
+
+def _write_evidence(outcome: NEOutcome) -> None:
+    folder = stores.evidence_dir(outcome.campaign_id, outcome.ne)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "outcome.json").write_text(json.dumps(outcome.to_dict(), indent=2, default=str))
+
+
+@flow(name="ne-change", flow_run_name="{ne}", persist_result=False, validate_parameters=True)
+def ne_change(model: str, inventory: str, ne: str, campaign_id: str, params: dict[str, Any] | None = None,
+              on_anomaly: str | None = None, pause_timeout_s: int = 3600) -> dict[str, Any]:
+    """Change one NE with a model. Self-contained parameters, so it also runs as a deployment on a worker."""
+    from changeline.models.compile import compile_for_host, load_model
+
+    model_obj = load_model(model)
+    host = load_inventory(inventory).hosts.get(ne)
+    if host is None:
+        raise ChangelineError(f"NE {ne} is not in {inventory}")
+    plan = compile_for_host(model_obj, host, params or {})
+    verify, restart_timeout = rollback_settings(model_obj)
+    return execute_plan(plan, host, campaign_id, on_anomaly=on_anomaly, pause_timeout_s=pause_timeout_s,
+                        rollback_verify=verify, rollback_restart_timeout_s=restart_timeout).to_dict()
+
+
+def rollback_settings(model_obj) -> tuple[list[str], float]:
+    """(dial-test scenarios that prove a rollback, restart timeout) from the model's rollback section."""
+    rb = getattr(model_obj, "rollback", None) or {}
+    if not isinstance(rb, dict):
+        rb = getattr(rb, "__dict__", {})
+    verify = rb.get("verify") or {}
+    scenarios = verify.get("scenarios", []) if isinstance(verify, dict) else list(getattr(verify, "scenarios", []))
+    return list(scenarios), float(rb.get("restart_timeout_s", 900))
+
+
+@flow(name="ne-change", flow_run_name="{ne}", persist_result=False, validate_parameters=False)
+def ne_change_subflow(*, ne: str = "", plan, host: Host, campaign_id: str, on_anomaly: str | None,
+                      pause_timeout_s: int, verify: list[str], restart_timeout: float) -> dict[str, Any]:
+    """The per-NE flow as the campaign calls it in-process, with the plan already compiled."""
+    return execute_plan(plan, host, campaign_id, on_anomaly=on_anomaly, pause_timeout_s=pause_timeout_s,
+                        rollback_verify=verify, rollback_restart_timeout_s=restart_timeout).to_dict()

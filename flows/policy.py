@@ -1,0 +1,66 @@
+"""Campaign decisions as pure functions: anomaly handling, change-window fit, failure budget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+ANOMALY_POLICIES = ("rollback", "pause", "continue", "abort")
+
+# Final states of one NE in a campaign, as the operator sees them.
+DONE, ROLLED_BACK, ROLLBACK_FAILED, FAILED, DEFERRED, SKIPPED, INELIGIBLE = (
+    "done", "rolled-back", "rollback-failed", "failed", "deferred", "skipped", "ineligible")
+FINAL_STATES = (DONE, ROLLED_BACK, ROLLBACK_FAILED, FAILED, DEFERRED, SKIPPED, INELIGIBLE)
+# States where the NE did not reach its target (count against the campaign's failure budget).
+FAILURE_STATES = (ROLLED_BACK, ROLLBACK_FAILED, FAILED)
+
+
+def anomaly_action(step_policy: str | None, campaign_policy: str | None, *, changed_anything: bool) -> str:
+    """What to do when a step or gate fails.
+
+    The step's own policy wins over the campaign's; a failure before anything on the
+    NE changed needs no rollback, so it becomes a plain abort of this NE.
+    """
+    policy = step_policy or campaign_policy or "rollback"
+    if policy not in ANOMALY_POLICIES:
+        raise ValueError(f"unknown anomaly policy {policy!r}")
+    if policy == "rollback" and not changed_anything:
+        return "abort"
+    return policy
+
+
+@dataclass(frozen=True)
+class WindowFit:
+    fits: bool
+    needed_s: float
+    left_s: float | None
+    reason: str
+
+
+def window_fit(*, now: datetime, window_end: datetime | None, estimate_s: float, rollback_s: float,
+               scale: float = 1.0) -> WindowFit:
+    """An NE may start only if the window still holds its work plus its worst-case rollback."""
+    needed = (estimate_s + rollback_s) * scale
+    if window_end is None:
+        return WindowFit(True, needed, None, "no change window")
+    left = (window_end - now).total_seconds()
+    if left >= needed:
+        return WindowFit(True, needed, left, f"{left:.0f} s left >= {needed:.0f} s needed")
+    return WindowFit(False, needed, left,
+                     f"window ends in {max(left, 0):.0f} s; this NE needs {needed:.0f} s "
+                     f"({estimate_s * scale:.0f} s change + {rollback_s * scale:.0f} s worst-case rollback)")
+
+
+def failure_budget_exceeded(failures: int, attempted: int, *, max_failures: int | None,
+                            max_failure_percent: float | None) -> str | None:
+    """Reason to stop the campaign, or None to go on."""
+    if max_failures is not None and failures > max_failures:
+        return f"{failures} NE(s) failed, more than the model allows ({max_failures})"
+    if max_failure_percent is not None and attempted and 100.0 * failures / attempted > max_failure_percent:
+        return (f"{failures} of {attempted} NE(s) failed ({100.0 * failures / attempted:.0f}%), "
+                f"more than the model allows ({max_failure_percent:g}%)")
+    return None
+
+
+def window_end_from(start: datetime, minutes: float | None) -> datetime | None:
+    return start + timedelta(minutes=minutes) if minutes else None

@@ -1,0 +1,115 @@
+"""What the operator sees of a campaign in the Prefect UI while it runs.
+
+Artifact keys are stable per campaign (`campaign-<id>-progress`, `-nes`, `-summary`)
+so an operator finds the latest table from the run page or the Artifacts list.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, \
+    update_progress_artifact
+
+from changeline.flows import policy, stores
+
+
+def artifact_key(campaign_id: str, what: str) -> str:
+    """Prefect artifact keys allow lowercase letters, digits and '-' only."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", campaign_id.lower()).strip("-")
+    return f"campaign-{slug}-{what}"[:120]
+
+
+class Board:
+    def __init__(self, campaign_id: str, names: list[str], outcomes: dict[str, dict[str, Any]]) -> None:
+        self.campaign_id = campaign_id
+        self.names = names
+        self.outcomes = outcomes
+        self.running_since: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._progress_id = None
+        self._last_table = 0.0
+
+    def _done_pct(self) -> float:
+        final = sum(1 for n in self.names if self.outcomes.get(n, {}).get("status") in policy.FINAL_STATES)
+        return 100.0 * final / max(len(self.names), 1)
+
+    def publish(self) -> None:
+        self._progress_id = create_progress_artifact(
+            progress=self._done_pct(), key=artifact_key(self.campaign_id, "progress"),
+            description=f"Campaign {self.campaign_id}: share of NEs finished")
+        self._table(force=True)
+
+    def running(self, ne: str) -> None:
+        with self._lock:
+            self.running_since[ne] = time.time()
+
+    def update(self, outcomes: dict[str, dict[str, Any]]) -> None:
+        with self._lock:
+            self.outcomes = outcomes
+            if self._progress_id is not None:
+                update_progress_artifact(self._progress_id, progress=self._done_pct())
+            self._table()
+
+    def _table(self, force: bool = False) -> None:
+        # The table is re-published as NEs finish, but not more than every 2 s: each
+        # version is one API write and the UI only shows the latest.
+        if not force and time.time() - self._last_table < 2.0:
+            return
+        self._last_table = time.time()
+        live = stores.journal().ne_statuses(self.campaign_id)
+        rows = []
+        for name in self.names:
+            out = self.outcomes.get(name)
+            if out:
+                state, reason = out["status"], out.get("reason", "")
+            elif name in live:
+                state, reason = live[name]
+            else:
+                state, reason = "waiting", ""
+            rows.append({"ne": name, "state": state, "reason": reason,
+                         "evidence": str(stores.evidence_dir(self.campaign_id, name))})
+        create_table_artifact(table=rows, key=artifact_key(self.campaign_id, "nes"),
+                              description=f"Campaign {self.campaign_id}: every NE's state and reason")
+
+    def finish(self, summary: dict[str, Any]) -> None:
+        with self._lock:
+            if self._progress_id is not None:
+                update_progress_artifact(self._progress_id, progress=100.0)
+            self._table(force=True)
+            create_markdown_artifact(markdown=summary_markdown(summary), key=artifact_key(self.campaign_id, "summary"),
+                                     description=f"Campaign {self.campaign_id}: summary")
+
+
+def summarize(campaign_id: str, model_obj, outcomes: dict[str, dict[str, Any]], started: datetime,
+              stop_reason: str | None, window_end: datetime | None) -> dict[str, Any]:
+    counts: dict[str, int] = {}
+    for out in outcomes.values():
+        counts[out["status"]] = counts.get(out["status"], 0) + 1
+    targeted = [o for o in outcomes.values() if o["status"] != policy.INELIGIBLE]
+    meta = getattr(model_obj, "metadata", None)
+    return {
+        "campaign_id": campaign_id,
+        "model": getattr(meta, "name", ""), "model_version": getattr(meta, "version", ""),
+        "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
+        "window_end": window_end.isoformat() if window_end else None,
+        "counts": counts, "stop_reason": stop_reason,
+        "all_reached_target": bool(targeted) and all(o["status"] == policy.DONE for o in targeted),
+        "nes": outcomes,
+    }
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    lines = [f"# Campaign {summary['campaign_id']}", "",
+             f"Model **{summary['model']} {summary['model_version']}**, started {summary['started_at']}.", ""]
+    lines += [f"- **{state}**: {n}" for state, n in sorted(summary["counts"].items())]
+    if summary.get("stop_reason"):
+        lines += ["", f"**Stopped:** {summary['stop_reason']}"]
+    lines += ["", "| NE | state | reason |", "|---|---|---|"]
+    for name, out in sorted(summary["nes"].items()):
+        lines.append(f"| {name} | {out['status']} | {str(out.get('reason', '')).replace('|', '/')} |")
+    return "\n".join(lines)

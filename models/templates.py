@@ -1,0 +1,203 @@
+"""Jinja2 templates in model step arguments: references, rendering, native values.
+
+A string in a step's `with` may be a template over five roots:
+
+- `params.*`   the model's parameters (defaults, overridden with `--param k=v`)
+- `host.*`     the inventory host: `name`, `hostname`, `ne_type`, `software_version`, `pool`,
+               `tags`, `groups`, and any inventory fact under `host.data.*`
+- `model.*`    `name`, `version`, `kind`, `description`, `owner`
+- `target.*`   `ne_type`, `from_version` (the NE's current version), `to_version` (upgrades),
+               `ne_types`, `from_versions`, `versions`, and from the NE type's profile
+               `scenarios` (its dial tests) and `cdr_scenarios` (those that write CDRs)
+- `software.*` `image` (the rendered `spec.software.image`) and `file` (its file name), upgrades only
+
+A value that is exactly one `{{ expression }}` keeps the expression's type (a list stays a
+list, an integer an integer), so it type-checks against the atom's argument schema; any
+other template renders to a string. A value that renders to null is left out, so the
+atom's own default applies. Templates run in Jinja's immutable sandbox with undefined
+names as errors: a model cannot reach Python internals or silently render an empty string.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from jinja2 import ChainableUndefined, StrictUndefined, TemplateError, Undefined, meta, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+ROOTS = ("params", "host", "model", "target", "software")
+HOST_FIELDS = frozenset({"name", "hostname", "data", "ne_type", "software_version", "pool", "tags", "groups"})
+MODEL_FIELDS = frozenset({"name", "version", "kind", "description", "owner"})
+TARGET_FIELDS = frozenset({"ne_type", "from_version", "to_version", "ne_types", "from_versions", "versions",
+                           "scenarios", "cdr_scenarios"})
+SOFTWARE_FIELDS = frozenset({"image", "file"})
+UPGRADE_ONLY = {("target", "to_version"), ("target", "from_versions"), ("software", None)}
+
+_MARKERS = ("{{", "{%", "{#")
+_WHOLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
+
+# Step arguments: an undefined name is an error, never an empty string.
+_STRICT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+# `when` conditions: a missing inventory fact (`host.data.pool`) is simply false.
+_LENIENT = ImmutableSandboxedEnvironment(undefined=ChainableUndefined)
+
+
+def is_template(value: Any) -> bool:
+    return isinstance(value, str) and any(m in value for m in _MARKERS)
+
+
+def whole_expression(text: str) -> str | None:
+    """The expression of a value that is exactly `{{ expr }}`, else None."""
+    match = _WHOLE.match(text)
+    if not match:
+        return None
+    expr = match.group("expr")
+    return None if any(m in expr for m in ("{{", "}}", "{%", "%}")) else expr
+
+
+@dataclass(frozen=True)
+class Reference:
+    """One `root.field` a template uses (field is None for a bare `root` or a computed key)."""
+
+    root: str
+    field: str | None
+
+
+def references(text: str, *, expression: bool = False) -> tuple[set[str], set[Reference]]:
+    """(undeclared names, root.field references) of a template; raises TemplateError on bad syntax.
+
+    Names a template declares itself (`{% for x in ... %}`, `{% set %}`) are not undeclared.
+    """
+    source = "{{ " + text + " }}" if expression else text
+    ast = _STRICT.parse(source)
+    names = meta.find_undeclared_variables(ast)
+    refs: set[Reference] = set()
+    seen_nodes: set[int] = set()
+    for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
+        inner = node.node
+        if isinstance(inner, nodes.Name) and inner.name in ROOTS and inner.name in names:
+            seen_nodes.add(id(inner))
+            if isinstance(node, nodes.Getattr):
+                refs.add(Reference(inner.name, node.attr))
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                refs.add(Reference(inner.name, node.arg.value))
+            else:
+                refs.add(Reference(inner.name, None))
+    for node in ast.find_all(nodes.Name):
+        if node.name in ROOTS and node.name in names and id(node) not in seen_nodes:
+            refs.add(Reference(node.name, None))
+    return names, refs
+
+
+def reference_problems(text: str, *, param_names: set[str], upgrade: bool, expression: bool = False) -> list[str]:
+    """Why a template cannot resolve: syntax errors, unknown names, unknown fields."""
+    try:
+        names, refs = references(text, expression=expression)
+    except TemplateError as err:
+        return [f"template syntax error: {err.message or err}"]
+    problems: list[str] = []
+    for name in sorted(names - set(ROOTS)):
+        problems.append(f"unresolved template reference '{name}' (use {', '.join(r + '.*' for r in ROOTS)})")
+    for ref in sorted(refs, key=lambda r: (r.root, r.field or "")):
+        if not upgrade and ((ref.root, ref.field) in UPGRADE_ONLY or (ref.root == "software")):
+            problems.append(f"'{ref.root}{'.' + ref.field if ref.field else ''}' is only defined in upgrade models")
+            continue
+        if ref.field is None:
+            continue
+        known = {"params": param_names, "host": HOST_FIELDS, "model": MODEL_FIELDS,
+                 "target": TARGET_FIELDS, "software": SOFTWARE_FIELDS}[ref.root]
+        if ref.field not in known:
+            if ref.root == "params":
+                declared = ", ".join(sorted(param_names)) or "none"
+                problems.append(f"unresolved parameter reference 'params.{ref.field}' (declared: {declared})")
+            elif ref.root == "host":
+                problems.append(f"unknown host field 'host.{ref.field}' (inventory facts are under host.data.*)")
+            else:
+                problems.append(f"unknown field '{ref.root}.{ref.field}' (known: {', '.join(sorted(known))})")
+    return problems
+
+
+class RenderError(Exception):
+    """A template failed to render; `undefined` when it needed a value not known yet."""
+
+    def __init__(self, message: str, *, undefined: bool = False) -> None:
+        super().__init__(message)
+        self.undefined = undefined
+
+
+def render_value(value: Any, context: dict[str, Any]) -> Any:
+    """Render templates inside `value` (strings, lists, mappings) against `context`.
+
+    Returns `OMIT` for a whole-expression template that evaluated to null.
+    """
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            rendered = render_value(item, context)
+            if rendered is not OMIT:
+                out[key] = rendered
+        return out
+    if isinstance(value, list):
+        return [item for item in (render_value(v, context) for v in value) if item is not OMIT]
+    if not is_template(value):
+        return value
+    try:
+        expr = whole_expression(value)
+        if expr is not None:
+            result = _STRICT.compile_expression(expr, undefined_to_none=False)(**context)
+            _reject_undefined(result)
+            return OMIT if result is None else _plain(result)
+        return _STRICT.from_string(value).render(**context)
+    except RenderError:
+        raise
+    except TemplateError as err:  # UndefinedError, SecurityError, syntax
+        raise RenderError(err.message or str(err),
+                          undefined=type(err).__name__ == "UndefinedError") from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as err:
+        raise RenderError(f"template error: {err}") from None
+
+
+def evaluate_condition(expression: str, context: dict[str, Any]) -> bool:
+    """A `when:` condition: a bare Jinja expression; missing facts are false."""
+    try:
+        result = _LENIENT.compile_expression(expression, undefined_to_none=True)(**context)
+    except TemplateError as err:
+        raise RenderError(err.message or str(err)) from None
+    except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as err:
+        raise RenderError(f"condition error: {err}") from None
+    return bool(result) and not isinstance(result, Undefined)
+
+
+class _Omit:
+    def __repr__(self) -> str:
+        return "OMIT"
+
+
+OMIT: Any = _Omit()
+
+
+def _reject_undefined(value: Any) -> None:
+    if isinstance(value, Undefined):
+        str(value)  # StrictUndefined raises UndefinedError naming what was missing
+        raise RenderError("undefined value", undefined=True)
+    if isinstance(value, dict):
+        for item in value.values():
+            _reject_undefined(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _reject_undefined(item)
+
+
+def _plain(value: Any) -> Any:
+    """Tuples and other sequences from expressions become lists, as in YAML."""
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return str(value)
