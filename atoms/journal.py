@@ -43,6 +43,9 @@ CREATE TABLE IF NOT EXISTS ne_steps (
     result TEXT, updated_at REAL NOT NULL,
     PRIMARY KEY (run_id, ne, step)
 );
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign_id TEXT PRIMARY KEY, args TEXT NOT NULL, created_at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS ne_status (
     run_id TEXT NOT NULL, ne TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, updated_at REAL NOT NULL,
     PRIMARY KEY (run_id, ne)
@@ -142,6 +145,15 @@ class Journal:
         rows = self._conn().execute("SELECT step, status, result FROM ne_steps WHERE run_id=? AND ne=? ORDER BY updated_at",
                                     (run_id, ne))
         return {step: (status, json.loads(result) if result else None) for step, status, result in rows}
+
+    def record_campaign(self, campaign_id: str, args: dict[str, Any]) -> None:
+        """The arguments a campaign started with, so `changeline resume ID` can re-run it as it was."""
+        self._conn().execute("INSERT OR IGNORE INTO campaigns(campaign_id, args, created_at) VALUES (?,?,?)",
+                             (campaign_id, json.dumps(args, default=str), time.time()))
+
+    def campaign_args(self, campaign_id: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT args FROM campaigns WHERE campaign_id=?", (campaign_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def set_ne_status(self, run_id: str, ne: str, status: str, reason: str = "") -> None:
         self._conn().execute("INSERT OR REPLACE INTO ne_status(run_id, ne, status, reason, updated_at) VALUES (?,?,?,?,?)",

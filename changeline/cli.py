@@ -25,8 +25,17 @@ def _mount_subcommands() -> None:
     # Imported lazily so `changeline --help` stays fast and one broken area
     # cannot take the whole command down at import time.
     from changeline.devices.sim.cli import app as sim_app
+    from changeline.flows import cli as flows_cli
+    from changeline.models.cli import app as models_app
+    from changeline.models.cli import plan as plan_command
 
     app.add_typer(sim_app, name="sim", help="Run simulated network elements.")
+    app.add_typer(models_app, name="models", help="List, show, validate and publish models.")
+    app.command("plan")(plan_command)
+    app.command("run")(flows_cli.run)
+    app.command("resume")(flows_cli.resume)
+    app.command("rollback")(flows_cli.rollback)
+    app.command("serve")(flows_cli.serve)
 
 
 def report_error(err: ChangelineError) -> None:

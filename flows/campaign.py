@@ -67,6 +67,10 @@ def campaign(model: str, inventory: str, targets: str = "all", campaign_id: str 
     if not hosts:
         raise ChangelineError(f"selector '{targets}' matches no NE in {inventory}")
     journal = stores.journal()
+    journal.record_campaign(campaign_id, {
+        "model": model, "inventory": inventory, "targets": targets, "params": params or {},
+        "on_anomaly": on_anomaly, "window_end": window_end.isoformat() if window_end else None,
+        "concurrency_cap": concurrency_cap, "pause_timeout_s": pause_timeout_s})
     previous = journal.ne_statuses(campaign_id)
     outcomes: dict[str, dict[str, Any]] = {}
     eligible = []

@@ -36,6 +36,7 @@ class Located:
     file: str
     data: Any
     marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
+    key_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)  # where a mapping key is
     problems: list[Problem] = field(default_factory=list)
 
     def where(self, path: PathKey) -> tuple[int, int]:
@@ -44,8 +45,9 @@ class Located:
             path = path[:-1]
         return self.marks.get(path, (1, 1))
 
-    def problem(self, path: PathKey, message: str) -> None:
-        line, column = self.where(path)
+    def problem(self, path: PathKey, message: str, *, at_key: bool = False) -> None:
+        """Record a problem at the value of `path` (or, with at_key, at its key)."""
+        line, column = self.key_marks[path] if at_key and path in self.key_marks else self.where(path)
         self.problems.append(Problem(self.file, line, column, field_name(path), message))
 
     def raise_problems(self) -> None:
@@ -88,9 +90,10 @@ def _build(node: yaml.Node, path: PathKey, located: Located) -> Any:
             key = key if isinstance(key, (str, int)) else str(key)
             child = (*path, key)
             if key in out:
-                located.marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                located.problem(child, "duplicate key")
+                located.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+                located.problem(child, "duplicate key", at_key=True)
                 continue
+            located.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
             out[key] = _build(value_node, child, located)
         return out
     if isinstance(node, yaml.SequenceNode):
@@ -127,7 +130,7 @@ class Section:
             return None
         for key in value:
             if key not in allowed:
-                doc.problem((*path, key), f"unknown field (expected one of: {', '.join(allowed)})")
+                doc.problem((*path, key), f"unknown field (expected one of: {', '.join(allowed)})", at_key=True)
         return cls(doc, path, value)
 
     def get(self, key: str, kind: type, *, required: bool = False, default: Any = None) -> Any:

@@ -130,12 +130,6 @@ RpcHandler = Callable[[RpcContext, etree._Element], Awaitable[etree._Element | N
 
 
 @dataclass
-class _Session:
-    close: Callable[[], None]
-    client_capabilities: frozenset[str] = frozenset()
-
-
-@dataclass
 class _ConfirmedCommit:
     owner: int
     persist: str | None
@@ -162,7 +156,7 @@ class NetconfEngine:
         self._datastores: dict[str, etree._Element] = {
             "running": running, "candidate": copy.deepcopy(running)}
         self._candidate_dirty = False
-        self._sessions: dict[int, _Session] = {}
+        self._sessions: dict[int, Callable[[], None]] = {}  # id -> close callback
         self._session_ids = itertools.count(1)
         self._locks: dict[str, int] = {}
         self._confirmed: _ConfirmedCommit | None = None
@@ -207,7 +201,7 @@ class NetconfEngine:
 
     def new_session(self, close: Callable[[], None]) -> int:
         session_id = next(self._session_ids)
-        self._sessions[session_id] = _Session(close=close)
+        self._sessions[session_id] = close
         return session_id
 
     def end_session(self, session_id: int) -> None:
@@ -228,8 +222,8 @@ class NetconfEngine:
     def drop_all_sessions(self) -> None:
         """An NE restart: every session's transport is closed and the session ended. A
         pending confirmed commit, persisted or not, is reverted, as a reboot must."""
-        for session_id, session in list(self._sessions.items()):
-            session.close()
+        for session_id, close in list(self._sessions.items()):
+            close()
             self.end_session(session_id)
         if self._confirmed:
             self._revert_confirmed_commit(self._confirmed)
@@ -257,7 +251,6 @@ class NetconfEngine:
                             for c in hello.iterfind(f"{_nc('capabilities')}/{_nc('capability')}"))
         if not offered & {BASE_1_0, BASE_1_1}:
             raise HelloError("client offers no NETCONF base capability")
-        self._sessions[session_id].client_capabilities = offered
         return BASE_1_1 in offered and BASE_1_1 in self.capabilities
 
     async def handle(self, session_id: int, message: bytes) -> bytes | None:
@@ -303,7 +296,7 @@ class NetconfEngine:
                 raise RpcFault("operation-not-supported", f"unknown operation <{qname.localname}>",
                                error_type="protocol")
             result = await handler(context, operation)
-        except Exception as error:  # noqa: BLE001 - every failure must become an rpc-error
+        except Exception as error:  # every failure must reach the client as an rpc-error
             return _reply(rpc, [fault.to_element() for fault in _as_faults(error)])
         return _reply(rpc, [result if result is not None else etree.Element(_nc("ok"))])
 
@@ -467,11 +460,11 @@ class NetconfEngine:
         if victim == ctx.session_id:
             raise RpcFault("invalid-value", "use close-session to end the own session",
                            error_type="protocol")
-        session = self._sessions.get(victim)
-        if session is None:
+        close = self._sessions.get(victim)
+        if close is None:
             raise RpcFault("invalid-value", f"no session {victim}", error_type="protocol")
         self.end_session(victim)
-        session.close()
+        close()
         return None
 
     # --- datastore state -------------------------------------------------------------

@@ -95,6 +95,7 @@ class _NetconfChannel(asyncssh.SSHServerSession):
         self._session_id: int | None = None
         self._decoder = MessageDecoder()
         self._hello_received = False
+        self._eof_received = False
         self._pending: deque[bytes] = deque()
         self._worker: asyncio.Task | None = None
 
@@ -123,6 +124,13 @@ class _NetconfChannel(asyncssh.SSHServerSession):
         if self._pending and self._worker is None:
             self._worker = asyncio.get_running_loop().create_task(self._serve_pending())
 
+    def eof_received(self) -> bool:
+        # A client may half-close right after its last rpc: answer what is queued first.
+        self._eof_received = True
+        if self._worker is None:
+            self._close()
+        return True
+
     def connection_lost(self, exc: Exception | None) -> None:
         if self._session_id is not None:
             self._engine.end_session(self._session_id)
@@ -149,8 +157,11 @@ class _NetconfChannel(asyncssh.SSHServerSession):
         except Exception:
             logger.exception("NETCONF session %s failed", self._session_id)
             self._close()
+            return
         finally:
             self._worker = None
+        if self._eof_received:
+            self._close()
 
     def _close(self) -> None:
         # A clean channel close flushes what was written before it (the last reply).

@@ -7,10 +7,12 @@ RFCs and the NE contract promise, so the suite can be pointed at any changeline 
 
 from __future__ import annotations
 
+import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
+import paramiko
 import pytest
 from lxml import etree
 from ncclient.operations.rpc import RPCError
@@ -441,3 +443,83 @@ def test_unknown_operation_is_operation_not_supported(nc):
     with pytest.raises(RPCError) as raised:
         nc.dispatch(etree.Element("{urn:example:unknown}reboot-everything"))
     assert raised.value.tag == "operation-not-supported"
+
+
+# --- the wire, below what ncclient shows (RFC 6242) ---------------------------------------------
+
+CLIENT_HELLO = (f'<hello xmlns="{NC}"><capabilities>'
+                "<capability>urn:ietf:params:netconf:base:1.0</capability>"
+                "<capability>urn:ietf:params:netconf:base:1.1</capability>"
+                "</capabilities></hello>]]>]]>").encode()
+
+
+class RawSession:
+    """An SSH channel to the server driven byte by byte."""
+
+    def __init__(self, target) -> None:
+        sock = socket.create_connection((target.host, target.port), timeout=5)
+        self.transport = paramiko.Transport(sock)
+        self.transport.connect(username=target.username, password=target.password)
+        self.channel = self.transport.open_session(timeout=5)
+        self.channel.settimeout(5)
+
+    def read_until(self, end: bytes) -> bytes:
+        data = b""
+        while not data.endswith(end):
+            chunk = self.channel.recv(65536)
+            if not chunk:
+                raise EOFError(data)
+            data += chunk
+        return data
+
+    def closed_by_server(self) -> bool:
+        """Drain until the server closes the channel (a recv timeout fails the test)."""
+        while self.channel.recv(65536):
+            pass
+        return True
+
+
+@pytest.fixture
+def raw(netconf_target) -> Iterator[RawSession]:
+    session = RawSession(netconf_target)
+    yield session
+    session.transport.close()
+
+
+def test_server_hello_first_then_chunked_rpc_sent_with_the_hello(raw):
+    raw.channel.invoke_subsystem("netconf")
+    hello = raw.read_until(b"]]>]]>")  # sent without waiting for ours
+    assert b"<session-id>" in hello
+    rpc = f'<rpc xmlns="{NC}" message-id="7"><get-config><source><running/></source></get-config></rpc>'.encode()
+    raw.channel.sendall(CLIENT_HELLO + b"\n#%d\n" % len(rpc) + rpc + b"\n##\n")
+    reply = raw.read_until(b"\n##\n")
+    assert reply.startswith(b"\n#") and b'message-id="7"' in reply and b"<data" in reply
+
+
+def test_rpcs_sent_before_a_half_close_are_still_answered(raw):
+    raw.channel.invoke_subsystem("netconf")
+    raw.read_until(b"]]>]]>")
+    rpc = f'<rpc xmlns="{NC}" message-id="8"><get/></rpc>'.encode()
+    raw.channel.sendall(CLIENT_HELLO + b"\n#%d\n" % len(rpc) + rpc + b"\n##\n")
+    raw.channel.shutdown_write()
+    assert b'message-id="8"' in raw.read_until(b"\n##\n")
+    assert raw.closed_by_server()
+
+
+def test_malformed_chunk_framing_ends_the_session(raw):
+    raw.channel.invoke_subsystem("netconf")
+    raw.read_until(b"]]>]]>")
+    raw.channel.sendall(CLIENT_HELLO + b"\n#x1\n<")
+    assert raw.closed_by_server()
+
+
+def test_client_hello_with_a_session_id_ends_the_session(raw):
+    raw.channel.invoke_subsystem("netconf")
+    raw.read_until(b"]]>]]>")
+    raw.channel.sendall(CLIENT_HELLO.replace(b"</hello>", b"<session-id>3</session-id></hello>"))
+    assert raw.closed_by_server()
+
+
+def test_only_the_netconf_subsystem_is_served(raw):
+    with pytest.raises(paramiko.SSHException):
+        raw.channel.invoke_subsystem("sftp")

@@ -1,0 +1,79 @@
+"""One-click rollback: restore NEs of a campaign (or named NEs) from journal and backups.
+
+An operator starts the `rollback` deployment from the Prefect UI with a campaign id
+and/or NE names; a Prefect automation may start it on an anomaly event. Each NE's
+journaled steps are undone newest first, then the NE is restored to its backup and
+verified (version, config byte-identical, dial tests).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from changeline.atoms import runner
+from changeline.devices.inventory import load_inventory
+from changeline.errors import ChangelineError
+from changeline.flows import policy, stores
+from changeline.flows.ne_flow import make_context
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, task_run_name="rollback-{ne}")
+def rollback_ne(ne: str, inventory: str, campaign_id: str, verify_scenarios: list[str]) -> dict[str, Any]:
+    host = load_inventory(inventory).hosts.get(ne)
+    if host is None:
+        raise ChangelineError(f"NE {ne} is not in {inventory}")
+    ctx = make_context(host, campaign_id, get_run_logger().info)
+    try:
+        undone = [r.to_dict() for r in runner.undo_run(ctx)]
+        verified = runner.execute("rollback", ctx, {"verify_scenarios": verify_scenarios})
+    finally:
+        ctx.session.close()
+    stores.journal().set_ne_status(campaign_id, ne, policy.ROLLED_BACK, "rolled back by operator request")
+    return {"ne": ne, "undone": undone, "verified": verified.to_dict()}
+
+
+def latest_campaign_of(ne: str) -> str | None:
+    runs = stores.journal().runs_for(ne)
+    return runs[-1] if runs else None
+
+
+@flow(name="rollback", flow_run_name="rollback-{campaign_id}", persist_result=False)
+def rollback(inventory: str, campaign_id: str = "", nes: list[str] | None = None,
+             verify_scenarios: list[str] | None = None, concurrency_cap: int = 10) -> dict[str, Any]:
+    """Roll back every NE a campaign touched, or only `nes` (each from its latest campaign if none given)."""
+    journal = stores.journal()
+    if not campaign_id and not nes:
+        raise ChangelineError("rollback needs a campaign_id or NE names")
+    targets: list[tuple[str, str]] = []
+    if nes:
+        for ne in nes:
+            cid = campaign_id or latest_campaign_of(ne)
+            if not cid:
+                raise ChangelineError(f"no campaign in the journal touched {ne}")
+            targets.append((ne, cid))
+    else:
+        touched = {e.ne for e in journal.entries(campaign_id)}
+        if not touched:
+            raise ChangelineError(f"campaign {campaign_id} changed no NE (nothing in the journal)")
+        targets = [(ne, campaign_id) for ne in sorted(touched)]
+    results: dict[str, Any] = {}
+    with ThreadPoolExecutor(max_workers=max(1, min(concurrency_cap, len(targets)))) as pool:
+        futures = {ne: pool.submit(contextvars.copy_context().run, rollback_ne, ne, inventory, cid,
+                                   verify_scenarios or [], return_state=True) for ne, cid in targets}
+        for ne, fut in futures.items():
+            state = fut.result()
+            if state.is_completed():
+                results[ne] = {"status": policy.ROLLED_BACK, **state.result()}
+            else:
+                err = state.result(raise_on_failure=False)
+                results[ne] = {"status": policy.ROLLBACK_FAILED, "reason": getattr(err, "reason", str(err))}
+    failed = [ne for ne, r in results.items() if r["status"] != policy.ROLLED_BACK]
+    if failed:
+        raise ChangelineError(f"rollback failed on {', '.join(failed)}: "
+                              + "; ".join(str(results[ne].get("reason")) for ne in failed))
+    return results

@@ -1,0 +1,76 @@
+"""Start or attach to a standalone Prefect server, so operators see every run in the UI.
+
+Ephemeral mode (no PREFECT_API_URL) loses task runs when a short process exits and
+starts slowly (../shared/MACHINE.md), so changeline always uses a standalone server:
+the one PREFECT_API_URL points at, or its own under CHANGELINE_HOME/prefect.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from changeline.errors import ChangelineError
+from changeline.flows import stores
+
+DEFAULT_PORT = 4200
+
+
+def healthy(api_url: str, timeout: float = 2.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/health", timeout=timeout) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def ensure_server(port: int | None = None, *, wait_s: float = 120.0) -> str:
+    """Return a healthy API URL, starting a server in the background if none answers."""
+    configured = os.environ.get("PREFECT_API_URL")
+    if configured and healthy(configured):
+        return configured
+    port = port or int(os.environ.get("CHANGELINE_PREFECT_PORT", DEFAULT_PORT))
+    api_url = configured or f"http://127.0.0.1:{port}/api"
+    if not healthy(api_url):
+        _start(port)
+        deadline = time.monotonic() + wait_s
+        while not healthy(api_url):
+            if time.monotonic() > deadline:
+                log = stores.home() / "prefect" / "server.log"
+                raise ChangelineError(f"Prefect server did not answer on {api_url} within {wait_s:.0f} s; see {log}")
+            time.sleep(0.5)
+    os.environ["PREFECT_API_URL"] = api_url
+    return api_url
+
+
+def server_env(port: int) -> dict[str, str]:
+    home = stores.home() / "prefect"
+    env = dict(os.environ)
+    env.setdefault("PREFECT_HOME", str(home))
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
+    env.pop("PREFECT_API_URL", None)
+    return env
+
+
+def _start(port: int) -> None:
+    home = stores.home() / "prefect"
+    home.mkdir(parents=True, exist_ok=True)
+    log = open(home / "server.log", "ab")
+    prefect = Path(sys.executable).with_name("prefect")
+    proc = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                            env=server_env(port), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            start_new_session=True, cwd=home)
+    (home / "server.pid").write_text(str(proc.pid))
+
+
+def ui_url(api_url: str) -> str:
+    return api_url.rstrip("/").removesuffix("/api")
+
+
+def flow_run_url(api_url: str, flow_run_id: str) -> str:
+    return f"{ui_url(api_url)}/runs/flow-run/{flow_run_id}"
