@@ -34,11 +34,25 @@ def _strip(el: etree._Element) -> etree._Element:
     return copy
 
 
+def _unprefixed(el: etree._Element) -> etree._Element:
+    """Rebuild the tree with every namespace as the default one, so prefixes a server
+    happened to choose (`nc:`, `x:`) do not make equal configurations look different."""
+    qname = etree.QName(el)
+    out = etree.Element(el.tag, nsmap={None: qname.namespace} if qname.namespace else None)
+    for key, value in sorted(el.attrib.items()):
+        out.set(key, value)
+    out.text = el.text
+    for child in el:
+        if isinstance(child.tag, str):
+            out.append(_unprefixed(child))
+    return out
+
+
 def canonical(config: etree._Element | bytes | str) -> bytes:
-    """Exclusive C14N of the tree with insignificant whitespace removed."""
+    """Exclusive C14N of the tree without insignificant whitespace or namespace prefixes."""
     if isinstance(config, (bytes, str)):
         config = etree.fromstring(config.encode() if isinstance(config, str) else config, parser=_PARSER)
-    return etree.tostring(_strip(config), method="c14n", exclusive=True)
+    return etree.tostring(_unprefixed(_strip(config)), method="c14n", exclusive=True)
 
 
 def pretty(config: etree._Element | bytes) -> str:

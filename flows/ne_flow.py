@@ -46,6 +46,8 @@ class StepOutcome:
     gate: bool = False
     evidence: dict[str, Any] = field(default_factory=dict)
     diff: str = ""
+    manual_minutes: float = 0.0     # what a person would have spent on this step by hand
+    estimate_s: float = 0.0
 
 
 @dataclass
@@ -127,7 +129,8 @@ def execute_plan(plan, host: Host, campaign_id: str, *, on_anomaly: str | None =
         for step in plan.steps:
             if step.name in finished_before:
                 outcome.steps.append(StepOutcome(step.name, step.atom, "skipped", reason="finished before a restart",
-                                                 gate=step.gate))
+                                                 gate=step.gate, manual_minutes=step.manual_minutes,
+                                                 estimate_s=step.estimate_s))
                 continue
             ctx.step = step.name
             journal.set_ne_status(campaign_id, host.name, "running", f"step {step.name}")
@@ -138,14 +141,16 @@ def execute_plan(plan, host: Host, campaign_id: str, *, on_anomaly: str | None =
                 res = state.result()
                 outcome.steps.append(StepOutcome(step.name, step.atom, "done", res.get("changed", False),
                                                  res.get("reason", ""), started, time.time() - started, step.gate,
-                                                 res.get("evidence", {}), res.get("diff", "")))
+                                                 res.get("evidence", {}), res.get("diff", ""),
+                                                 step.manual_minutes, step.estimate_s))
                 journal.record_step(campaign_id, host.name, step.name, "done", res)
                 continue
             err = state.result(raise_on_failure=False)
             reason = getattr(err, "reason", None) or str(err) or type(err).__name__
             evidence = getattr(err, "evidence", {}) or {}
             outcome.steps.append(StepOutcome(step.name, step.atom, "failed", False, reason, started,
-                                             time.time() - started, step.gate, evidence))
+                                             time.time() - started, step.gate, evidence, "",
+                                             step.manual_minutes, step.estimate_s))
             journal.record_step(campaign_id, host.name, step.name, "failed", {"reason": reason})
             changed = bool(journal.to_undo(campaign_id, host.name))
             action = policy.anomaly_action(step.on_failure, on_anomaly, changed_anything=changed)

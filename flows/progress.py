@@ -6,6 +6,7 @@ so an operator finds the latest table from the run page or the Artifacts list.
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -92,7 +93,7 @@ def summarize(campaign_id: str, model_obj, outcomes: dict[str, dict[str, Any]], 
         counts[out["status"]] = counts.get(out["status"], 0) + 1
     targeted = [o for o in outcomes.values() if o["status"] != policy.INELIGIBLE]
     meta = getattr(model_obj, "metadata", None)
-    return {
+    summary = {
         "campaign_id": campaign_id,
         "model": getattr(meta, "name", ""), "model_version": getattr(meta, "version", ""),
         "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
@@ -101,6 +102,10 @@ def summarize(campaign_id: str, model_obj, outcomes: dict[str, dict[str, Any]], 
         "all_reached_target": bool(targeted) and all(o["status"] == policy.DONE for o in targeted),
         "nes": outcomes,
     }
+    folder = stores.evidence_dir(campaign_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:

@@ -151,7 +151,7 @@ def _prefix_for(namespace: str | None, prefixes: dict[str, str]) -> str:
 def check_structure(root: etree._Element) -> list[DataError]:
     """Problems any datastore content must not have, whatever the NE type: mixed content,
     empty list keys, duplicate siblings (same name and key)."""
-    problems: list[DataError] = []
+    problems = _duplicates(list(elements(root)))
     for node in root.iterdescendants():
         if not isinstance(node.tag, str):
             continue
@@ -160,7 +160,8 @@ def check_structure(root: etree._Element) -> list[DataError]:
             problems.append(DataError("bad-element", "element has both a value and children",
                                       node=node, info={"bad-element": etree.QName(node).localname}))
         if not _is_top_level(node) and _key(node) == "":
-            problems.append(DataError("invalid-value", f"list key '{KEY_LEAF}' is empty", node=node))
+            problems.append(DataError("invalid-value", f"list key '{KEY_LEAF}' is empty",
+                                      node=node))
         problems.extend(_duplicates(children))
     return problems
 
@@ -360,7 +361,8 @@ class _Selection:
         content = [s for s in subs if _is_leaf(s) and _value(s)]
         matched_content = []
         for match in content:
-            equal = [d for d in _matching(data, match) if _is_leaf(d) and _value(d) == _value(match)]
+            equal = [d for d in _matching(data, match)
+                     if _is_leaf(d) and _value(d) == _value(match)]
             if not equal:
                 return False
             matched_content.extend(equal)

@@ -562,7 +562,8 @@ def _parse_rpc(message: bytes) -> etree._Element:
     try:
         rpc = etree.fromstring(message, _PARSER)
     except etree.XMLSyntaxError as err:
-        raise RpcFault("malformed-message", f"not well-formed XML: {err}", error_type="rpc") from err
+        raise RpcFault("malformed-message", f"not well-formed XML: {err}",
+                       error_type="rpc") from err
     if rpc.getroottree().docinfo.doctype:
         raise RpcFault("malformed-message", "DTDs are not allowed", error_type="rpc")
     if rpc.tag != _nc("rpc"):
@@ -662,5 +663,6 @@ def _filter(op: etree._Element) -> etree._Element | None:
     selector = _param(op, "filter")
     if selector is not None and selector.get("type", "subtree") != "subtree":
         raise RpcFault("bad-attribute", "only subtree filters are supported (no :xpath)",
-                       error_type="protocol", info={"bad-attribute": "type", "bad-element": "filter"})
+                       error_type="protocol",
+                       info={"bad-attribute": "type", "bad-element": "filter"})
     return selector

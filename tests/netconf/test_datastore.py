@@ -210,6 +210,8 @@ def test_structure_problems_are_found():
         "</timers></ne></config>")
     tags = sorted(e.tag for e in check_structure(tree))
     assert tags == ["bad-element", "invalid-value", "operation-failed"]
+    two_nes = etree.fromstring(f'<config xmlns="{NC}"><ne xmlns="{CL}"/><ne xmlns="{CL}"/></config>')
+    assert [e.app_tag for e in check_structure(two_nes)] == ["data-not-unique"]
     assert check_structure(datastore()) == []
 
 

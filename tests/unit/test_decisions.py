@@ -1,0 +1,96 @@
+"""Pure decisions of the line: no devices."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from changeline.atoms import decisions as d
+from changeline.flows import policy
+
+
+def test_alarm_blocking_by_severity():
+    alarms = [{"id": "A1", "severity": "major", "text": "link down"}, {"id": "A2", "severity": "critical", "text": "disk"}]
+    assert d.alarm_problems(alarms) == ["critical alarm A2: disk"]
+    assert len(d.alarm_problems(alarms, block_at="major")) == 2
+    assert d.alarm_problems([{"id": "x", "severity": "warning", "text": ""}]) == []
+
+
+def test_new_alarms_ignore_those_present_before():
+    before = [{"id": "A1", "severity": "major", "text": "old"}]
+    after = before + [{"id": "A9", "severity": "major", "text": "new"}, {"id": "A8", "severity": "minor", "text": "m"}]
+    assert d.new_alarms(before, after) == ["major alarm A9: new"]
+
+
+def test_kpi_delta_breach_and_tolerance():
+    base = {"rsr": 99.5, "cpu": 40}
+    assert d.kpi_delta_problems(base, {"rsr": 99.0}, {"rsr": 1.0}) == []
+    problems = d.kpi_delta_problems(base, {"rsr": 97.0}, {"rsr": 1.0})
+    assert problems and "fell 2.51%" in problems[0]
+    assert d.kpi_delta_problems(base, {}, {"rsr": 1.0}) == ["KPI rsr not reported after the change"]
+    assert d.kpi_delta_problems({}, {"rsr": 1}, {"rsr": 1.0}) == ["KPI rsr has no pre-change baseline"]
+
+
+def test_precheck_collects_every_problem():
+    problems = d.precheck_problems(
+        ne_type="SMF", version="1.1.0", expected_types=["AMF"], expected_versions=["1.2.0"],
+        alarms=[{"id": "C", "severity": "critical", "text": "x"}], kpis={"rsr": 90}, kpi_minimums={"rsr": 99},
+        disk_free_mb=10, min_disk_free_mb=100, lock_holder=7)
+    assert len(problems) == 6
+    assert any("session 7" in p for p in problems)
+    assert d.precheck_problems(ne_type="AMF", version="1.2.0", expected_types=["AMF"], expected_versions=["1.2.0"],
+                               alarms=[], kpis={}, kpi_minimums={}, disk_free_mb=10, min_disk_free_mb=1,
+                               lock_holder=None) == []
+
+
+def _cdr(cid, **kw):
+    rec = {"record_id": "1", "charging_id": cid, "ne": "smf-1", "start_time": "t", "duration_s": "3",
+           "volume_uplink": "1", "volume_downlink": "2", "rating_group": "10", "charge_units": "1"}
+    rec.update(kw)
+    return rec
+
+
+def test_cdr_problems_name_missing_and_duplicate_records():
+    assert d.cdr_problems(["a", "b"], [_cdr("a"), _cdr("b")], ne="smf-1") == []
+    missing = d.cdr_problems(["a", "b", "c"], [_cdr("a")], ne="smf-1")
+    assert missing == ["2 of 3 CDR(s) missing: b, c"]
+    dup = d.cdr_problems(["a"], [_cdr("a"), _cdr("a")], ne="smf-1")
+    assert "double billing" in dup[0]
+    bad = d.cdr_problems(["a"], [_cdr("a", charge_units="", ne="smf-2")], ne="smf-1")
+    assert any("lacks charge_units" in p for p in bad) and any("names NE smf-2" in p for p in bad)
+
+
+def test_dial_test_compares_with_baseline():
+    base = {"volte-call": {"passed": True, "attempts": 5, "successes": 5}}
+    assert d.dial_test_problems(base, {"volte-call": {"passed": True, "attempts": 5, "successes": 5}}) == []
+    failed = d.dial_test_problems(base, {"volte-call": {"passed": False, "attempts": 5, "successes": 2, "reason": "503"}})
+    assert failed == ["dial test volte-call failed: 503"]
+    worse = d.dial_test_problems(base, {"volte-call": {"passed": True, "attempts": 5, "successes": 4}}, min_success_pct=50)
+    assert worse == ["dial test volte-call: 80.0% succeeded, 100.0% before the change"]
+
+
+@pytest.mark.parametrize("step,campaign,changed,expected", [
+    ("pause", "rollback", True, "pause"),
+    (None, "pause", True, "pause"),
+    (None, None, True, "rollback"),
+    (None, "rollback", False, "abort"),
+    ("continue", "rollback", True, "continue"),
+])
+def test_anomaly_action(step, campaign, changed, expected):
+    assert policy.anomaly_action(step, campaign, changed_anything=changed) == expected
+
+
+def test_window_fit_counts_worst_case_rollback():
+    now = datetime(2026, 11, 28, 2, 0, tzinfo=timezone.utc)
+    end = now + timedelta(minutes=10)
+    assert policy.window_fit(now=now, window_end=end, estimate_s=300, rollback_s=200).fits
+    tight = policy.window_fit(now=now, window_end=end, estimate_s=400, rollback_s=300)
+    assert not tight.fits and "700 s" in tight.reason
+    assert policy.window_fit(now=now, window_end=end, estimate_s=400, rollback_s=300, scale=0.01).fits
+    assert policy.window_fit(now=now, window_end=None, estimate_s=1e9, rollback_s=0).fits
+
+
+def test_failure_budget():
+    assert policy.failure_budget_exceeded(1, 5, max_failures=1, max_failure_percent=None) is None
+    assert "more than the model allows (1)" in policy.failure_budget_exceeded(2, 5, max_failures=1, max_failure_percent=None)
+    assert policy.failure_budget_exceeded(1, 4, max_failures=None, max_failure_percent=20) is not None
+    assert policy.failure_budget_exceeded(0, 0, max_failures=None, max_failure_percent=0) is None
