@@ -11,7 +11,7 @@ import time
 
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, Journaled, scaled, timed
 from changeline.devices import ne_api
-from changeline.errors import CheckFailed, ConnectError, DeviceTimeout, SessionDropped, TransientError
+from changeline.errors import CheckFailed, DeviceTimeout, SessionDropped, TransientError
 
 SPEC = AtomSpec(
     name="activate_software",
@@ -59,7 +59,10 @@ def switch_version(ctx: AtomContext, version: str, *, restart_timeout_s: float, 
             saw_restart = True
             ctx.session.reconnect()
         if time.monotonic() + delay > deadline:
-            raise DeviceTimeout(f"NE not back on {version} within {scaled(ctx, restart_timeout_s):.0f} s", host=ctx.ne)
+            # Not transient: re-activating an NE that did not come back only digs deeper;
+            # the anomaly policy (rollback or an operator) decides what happens next.
+            raise CheckFailed(f"NE not back on {version} within {scaled(ctx, restart_timeout_s):.0f} s "
+                              f"(last seen on {before.running_version})")
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
 

@@ -12,6 +12,7 @@ from lxml import etree
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
 from changeline.devices import ne_api
 from changeline.devices.configxml import canonical, config_from_data
+from changeline.errors import RpcError
 
 SPEC = AtomSpec(
     name="backup",
@@ -48,7 +49,12 @@ def run(ctx: AtomContext, *, include_startup: bool = True, include_state: bool =
     running = read_running(ctx)
     startup = None
     if include_startup and ctx.session.has_capability(":startup"):
-        startup = canonical(config_from_data(ctx.session.get_config("startup")))
+        try:
+            startup = canonical(config_from_data(ctx.session.get_config("startup")))
+        except RpcError as err:
+            # A server may have no startup yet (nothing copied to it): record its absence.
+            if err.tag not in ("invalid-value", "data-missing", "operation-failed"):
+                raise
     version, state = "", None
     if speaks_contract(ctx):
         ne_state = ne_api.read_state(ctx.session)

@@ -72,7 +72,8 @@ def _type_problem(kind: str, value: Any) -> str | None:
         "boolean": isinstance(value, bool),
         "list": isinstance(value, list),
     }.get(kind, False)
-    return None if ok else f"must be a {kind if kind != 'list' else 'list'}, got {value!r}"
+    article = "an" if kind == "integer" else "a"
+    return None if ok else f"must be {article} {kind}, got {value!r}"
 
 
 def _coerce(kind: str, text: str, items: str | None = None) -> Any:

@@ -53,8 +53,8 @@ def _registry() -> dict[str, ModuleType]:
 def atom_schema(module: ModuleType) -> dict[str, Any]:
     """One atom's argument schema as a standalone 2020-12 document."""
     spec = module.SPEC
-    undo = ("undo: " + (module.undo.__doc__ or "defined").strip().splitlines()[0]
-            if getattr(module, "undo", None) else f"no undo: {spec.undo_note}" if spec.undo_note else "no undo")
+    undo = ("has an undo" if getattr(module, "undo", None)
+            else f"no undo: {spec.undo_note}" if spec.undo_note else "no undo")
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": f"urn:changeline:schema:atom:{spec.name}",
@@ -352,8 +352,9 @@ def located_messages(err: jsonschema.ValidationError, path: FieldPath) -> list[t
         extra = [k for k in instance if k not in known]
         hint = f" (expected one of: {', '.join(known)})" if known else ""
         return [(path + (str(k),), f"unknown field{hint}") for k in extra]
-    if kind == "propertyNames":
-        return [(path + (str(instance),), "must be an identifier (letters, digits, '_'; usable as params.NAME)")]
+    if "propertyNames" in err.relative_schema_path:
+        return [(path + (str(instance),), "a parameter name must be an identifier (letters, digits, '_') "
+                 "so templates can use it as params.NAME")]
     if kind == "type":
         return [(path, f"must be {_article(value)}, got {describe(instance)}")]
     if kind == "enum":

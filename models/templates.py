@@ -24,7 +24,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import ChainableUndefined, StrictUndefined, TemplateError, Undefined, meta, nodes
+from jinja2 import ChainableUndefined, StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, meta, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 ROOTS = ("params", "host", "model", "target", "software")
@@ -122,9 +122,10 @@ def reference_problems(text: str, *, param_names: set[str], upgrade: bool, expre
 class RenderError(Exception):
     """A template failed to render; `undefined` when it needed a value not known yet."""
 
-    def __init__(self, message: str, *, undefined: bool = False) -> None:
+    def __init__(self, message: str, *, undefined: bool = False, syntax: bool = False) -> None:
         super().__init__(message)
         self.undefined = undefined
+        self.syntax = syntax
 
 
 def render_value(value: Any, context: dict[str, Any]) -> Any:
@@ -152,7 +153,9 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
         return _STRICT.from_string(value).render(**context)
     except RenderError:
         raise
-    except TemplateError as err:  # UndefinedError, SecurityError, syntax
+    except TemplateSyntaxError as err:
+        raise RenderError(f"template syntax error: {err.message or err}", syntax=True) from None
+    except TemplateError as err:  # UndefinedError, SecurityError
         raise RenderError(err.message or str(err),
                           undefined=type(err).__name__ == "UndefinedError") from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as err:

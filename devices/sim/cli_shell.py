@@ -133,8 +133,11 @@ def key_values(rows: list[tuple[str, object]]) -> list[str]:
 def table(headers: tuple[str, ...], rows: list[tuple[object, ...]]) -> list[str]:
     cells = [tuple(str(c) for c in row) for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    fmt = lambda row: "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()  # noqa: E731
-    return [fmt(headers), fmt(tuple("-" * w for w in widths)), *(fmt(r) for r in cells)]
+
+    def line(row: tuple[str, ...]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
+
+    return [line(headers), line(tuple("-" * w for w in widths)), *(line(r) for r in cells)]
 
 
 def render_version(status: NeStatus, description: str) -> list[str]:

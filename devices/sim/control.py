@@ -22,6 +22,7 @@ import json
 import logging
 import urllib.error
 import urllib.request
+from dataclasses import asdict
 from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -114,7 +115,7 @@ def _route_ne(host: SimHost, ne: SimulatedNE, method: str, rest: list[str], body
             return _error(400, f"body must be {{\"severity\": one of {', '.join(SEVERITIES)}, \"text\": ...}}")
         alarm_id = body.get("id")
         alarm = ne.raise_alarm(body["severity"], body["text"], alarm_id if isinstance(alarm_id, str) else None)
-        return 201, {"alarm": alarm.__dict__}
+        return 201, {"alarm": asdict(alarm)}
     if rest[:1] == ["alarms"] and len(rest) <= 2 and method == "DELETE":
         return 200, {"cleared": ne.clear_alarms(rest[1] if len(rest) == 2 else None)}
     return _error(404, f"no route {method} /nes/{ne.name}/{'/'.join(rest)}")

@@ -168,7 +168,12 @@ class SimulatedNE:
         # Config survives a restart: running comes back from startup if it was saved.
         if self.engine.has_datastore("startup"):
             self.engine.set_datastore("running", self.engine.get_datastore("startup"))
-        await self._listen()
+        try:
+            await self._listen()
+        except OSError:
+            logger.exception("%s cannot come back up", self.name)
+            self.state, self._restart = "stopped", None
+            return
         self._started_at = self.clock.now()
         self.state = "up"
         if self.pool is not None:

@@ -194,12 +194,11 @@ def _read_disk(doc: Located, top: Section) -> tuple[int, int]:
 def _read_delays(doc: Located, top: Section) -> Delays:
     names = ("install", "restart", "dial_test", "transfer_mb_per_s", "cdr_write")
     section = Section.of(doc, ("delays",), top.data.get("delays"), names)
-    values = {}
-    for name in names:
-        value = section.get(name, float, required=True, default=1.0) if section else 1.0
-        if value <= 0:
+    values = {name: 1.0 for name in names}
+    for name in names if section else ():
+        values[name] = section.get(name, float, required=True, default=1.0)
+        if values[name] <= 0:
             section.problem(name, "must be positive")
-        values[name] = value
     return Delays(**values)
 
 

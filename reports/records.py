@@ -1,0 +1,198 @@
+"""A run read back from what it stored: summary, NE outcomes, the journal, the backup store.
+
+Nothing here talks to an NE or to Prefect, so a report can be rebuilt at any time after
+the run - also after a crash (no summary yet) or after a one-click rollback that came
+later (the journal's NE status is newer than the outcome the run wrote).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from changeline.atoms.backups import BackupRecord
+from changeline.errors import BackupError, InputError, Problem
+from changeline.flows import policy, stores
+
+# The shape of NEOutcome.to_dict() / StepOutcome (flows.ne_flow), for reading outcomes the
+# campaign wrote in short form (NEs it never started) and older files. A test keeps these
+# in step with the dataclasses; importing them here would pull Prefect into `report`.
+OUTCOME_DEFAULTS: dict[str, Any] = {
+    "ne": "", "ne_type": "", "campaign_id": "", "status": "unknown", "reason": "", "from_version": "",
+    "to_version": "", "steps": [], "anomalies": [], "decisions": [], "rollback": {}, "started_at": 0.0,
+    "finished_at": 0.0, "operator_seconds": 0.0,
+}
+STEP_DEFAULTS: dict[str, Any] = {
+    "name": "", "atom": "", "status": "", "changed": False, "reason": "", "started_at": 0.0, "duration_s": 0.0,
+    "gate": False, "evidence": {}, "diff": "", "manual_minutes": 0.0, "estimate_s": 0.0,
+}
+
+
+def normalised(outcome: dict[str, Any]) -> dict[str, Any]:
+    out = {key: _fresh(default) for key, default in OUTCOME_DEFAULTS.items()}
+    out.update({k: v for k, v in outcome.items() if v is not None})
+    out["steps"] = [{**{k: _fresh(d) for k, d in STEP_DEFAULTS.items()}, **s} for s in out["steps"] or []]
+    return out
+
+
+def _fresh(default: Any) -> Any:
+    return type(default)() if isinstance(default, (list, dict)) else default
+
+
+def natural_key(name: str) -> list:
+    """amf-2 before amf-10."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+@dataclass
+class NEJournal:
+    """Everything the durable journal holds about one NE in one run."""
+
+    status: tuple[str, str] | None
+    baseline: dict[str, Any]
+    entries: list[dict[str, Any]]          # mutating steps with undo records and undo results
+    step_records: dict[str, Any]           # progress of every step of the plan
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Configs:
+    """The NE's configuration around the change, from the backup store."""
+
+    backup: BackupRecord | None = None
+    before: bytes | None = None            # running config in this run's backup
+    after: bytes | None = None             # running config this run's changes committed
+    after_sha256: str | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RunRecords:
+    campaign_id: str
+    run_dir: Path
+    journal_path: Path
+    summary: dict[str, Any] | None
+    args: dict[str, Any] | None
+    started_at: float | None
+    outcomes: list[dict[str, Any]]         # one per NE, normalised, by NE name
+    journals: dict[str, NEJournal]
+    probes: dict[str, Any] | None
+    _configs: dict[str, Configs] = field(default_factory=dict, repr=False)
+
+    def configs(self, ne: str) -> Configs:
+        if ne not in self._configs:
+            self._configs[ne] = load_configs(self.journals[ne].baseline)
+        return self._configs[ne]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except ValueError as err:
+        raise InputError(Problem(str(path), 0, 0, "", f"not valid JSON: {err}")) from None
+
+
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso).timestamp()
+    except ValueError:
+        return None
+
+
+def _undo_results(journal_path: Path, campaign_id: str) -> dict[int, Any]:
+    """Undo results by journal entry id. `Journal.entries` does not return this column, so
+    it is read here, read-only, from the table the journal's schema documents."""
+    conn = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True, timeout=30)
+    try:
+        rows = conn.execute("SELECT id, undo_result FROM steps WHERE run_id=? AND undo_result IS NOT NULL",
+                            (campaign_id,)).fetchall()
+    finally:
+        conn.close()
+    return {row[0]: json.loads(row[1]) for row in rows}
+
+
+def load_run(campaign_id: str, *, probes: dict[str, Any] | None = None) -> RunRecords:
+    """Everything stored about a campaign; InputError when nothing is."""
+    journal = stores.journal()
+    run_dir = stores.evidence_dir(campaign_id)
+    summary = _read_json(run_dir / "summary.json")
+    args = journal.campaign_args(campaign_id)
+    statuses = journal.ne_statuses(campaign_id)
+    written = {p.parent.name: p for p in sorted((run_dir / "ne").glob("*/outcome.json"))}
+    entries = journal.entries(campaign_id)
+    if summary is None and args is None and not statuses and not written and not entries:
+        raise InputError(Problem("<command line>", 0, 0, "CAMPAIGN_ID",
+                                 f"no campaign '{campaign_id}' in the journal ({journal.path}) "
+                                 f"and no records under {run_dir}"))
+    in_summary = (summary or {}).get("nes") or {}
+    names = set(in_summary) | set(written) | set(statuses) | {e.ne for e in entries}
+    undo_results = _undo_results(journal.path, campaign_id) if entries else {}
+    outcomes, journals = [], {}
+    for ne in sorted(names, key=natural_key):
+        outcome = _merged_outcome(ne, in_summary.get(ne), _read_json(written[ne]) if ne in written else None,
+                                  statuses.get(ne))
+        outcomes.append(outcome)
+        journals[ne] = NEJournal(
+            status=statuses.get(ne), baseline=journal.baseline(campaign_id, ne),
+            entries=[{**asdict(e), "undo_result": undo_results.get(e.id)} for e in entries if e.ne == ne],
+            step_records={step: {"status": status, "result": result}
+                          for step, (status, result) in journal.step_records(campaign_id, ne).items()})
+    if probes is None:
+        probes = _read_json(run_dir / "probes.json")
+    return RunRecords(campaign_id, run_dir, journal.path, summary, args,
+                      _epoch((summary or {}).get("started_at")), outcomes, journals, probes)
+
+
+def _merged_outcome(ne: str, from_summary: dict | None, from_file: dict | None,
+                    status: tuple[str, str] | None) -> dict[str, Any]:
+    """The NE's full outcome as the run wrote it, with what the journal learnt later.
+
+    A resumed campaign lists an NE finished by an earlier attempt only in short form; its
+    outcome file from that attempt has the steps. A one-click rollback after the run
+    changes only the journal's status of the NE.
+    """
+    resumed = bool(from_summary and from_summary.get("resumed"))
+    # The summary holds the latest attempt's outcome in full; the file may be an older attempt's.
+    outcome = normalised(((from_file or from_summary) if resumed else (from_summary or from_file)) or {"ne": ne})
+    outcome["ne"] = outcome["ne"] or ne
+    if resumed:
+        outcome["resumed"] = True
+        outcome["reason"] = from_summary.get("reason", outcome["reason"])
+    if from_file is None and from_summary is None and status:
+        outcome["status"], outcome["reason"] = status[0], status[1] or "no outcome recorded (interrupted?)"
+    elif status and status[0] in policy.FINAL_STATES and status[0] != outcome["status"]:
+        outcome["status_at_run_end"] = {"status": outcome["status"], "reason": outcome["reason"]}
+        outcome["status"], outcome["reason"] = status
+    return outcome
+
+
+def load_configs(baseline: dict[str, Any]) -> Configs:
+    """Pre- and post-change running config from the backup store, by the run's baseline."""
+    store = stores.backups()
+    configs = Configs()
+    backup_id = baseline.get("backup_id")
+    if backup_id:
+        try:
+            configs.backup = store.load(backup_id)
+            configs.before = store.get_object(configs.backup.running_sha256)
+        except BackupError as err:
+            configs.problems.append(f"pre-change config: {err.reason}")
+    after_sha = baseline.get("expected_running_sha256")
+    if after_sha:
+        configs.after_sha256 = after_sha
+        try:
+            configs.after = store.get_object(after_sha)
+        except BackupError as err:
+            configs.problems.append(f"post-change config: {err.reason}")
+    return configs
