@@ -65,6 +65,7 @@ class JournalEntry:
     result: dict[str, Any] | None
     started_at: float
     finished_at: float | None
+    undo_result: dict[str, Any] | None = None
 
 
 class Journal:
@@ -107,14 +108,16 @@ class Journal:
                              (status, json.dumps(result, default=str), entry_id))
 
     def entries(self, run_id: str, ne: str | None = None) -> list[JournalEntry]:
-        sql = "SELECT id, run_id, ne, step, atom, status, undo, result, started_at, finished_at FROM steps WHERE run_id=?"
+        sql = ("SELECT id, run_id, ne, step, atom, status, undo, result, started_at, finished_at, undo_result "
+               "FROM steps WHERE run_id=?")
         args: tuple = (run_id,)
         if ne is not None:
             sql += " AND ne=?"
             args += (ne,)
         rows = self._conn().execute(sql + " ORDER BY id", args).fetchall()
         return [JournalEntry(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None,
-                             json.loads(r[7]) if r[7] else None, r[8], r[9]) for r in rows]
+                             json.loads(r[7]) if r[7] else None, r[8], r[9], json.loads(r[10]) if r[10] else None)
+                for r in rows]
 
     def to_undo(self, run_id: str, ne: str) -> list[JournalEntry]:
         """Mutating steps that started (done or caught mid-way) and are not undone yet, newest first."""

@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -122,6 +123,7 @@ def main() -> int:
         sim.send_signal(signal.SIGTERM)
         sim.wait(60)
         sim.stdout.close()
+        shutil.rmtree(state, ignore_errors=True)
     print(json.dumps({
         "nes": args.count, "listeners": 2 * args.count, "cpus": os.cpu_count(),
         "startup_seconds": round(startup_s, 1),

@@ -18,7 +18,7 @@ CTX="$(mktemp -d /tmp/changeline-sim-ctx.XXXXXX)"
 trap 'rm -rf "$CTX"' EXIT
 mkdir -p "$CTX/wheels"
 "$PY" -m pip wheel -q --no-deps -w "$CTX/wheels" "$REPO" 2>&1 | grep -v -i warning || true
-"$PY" -m pip wheel -q -w "$CTX/wheels" asyncssh lxml pyyaml typer 2>&1 | grep -v -i warning || true
+"$PY" -m pip wheel -q -w "$CTX/wheels" asyncssh lxml pyyaml typer click psutil 2>&1 | grep -v -i warning || true
 cp "$HERE/sim/Dockerfile" "$CTX/Dockerfile"
 docker build -q --build-arg BASE_IMAGE="$BASE_IMAGE" -t "$IMAGE" "$CTX" >/dev/null
 echo "built $IMAGE (base $BASE_IMAGE)"

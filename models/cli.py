@@ -143,6 +143,8 @@ def plan(
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="NAME=VALUE (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     no_device: Annotated[bool, typer.Option("--no-device", help="Do not read the NEs (no config diffs).")] = False,
+    on_anomaly: Annotated[Optional[str], typer.Option(
+        "--on-anomaly", help="Override the model's campaign.onAnomaly: rollback, pause, continue or abort.")] = None,
     library: LibraryOption = None,
 ) -> None:
     """Show what a model would do: waves, each NE's steps, config diffs, rollback, time budgets."""
@@ -159,7 +161,7 @@ def plan(
 
         facts = read_devices([h for h in hosts if h.ne_type in loaded.ne_types])
         hosts = [_with_device_version(h, facts.get(h.name), notes) for h in hosts]
-    campaign = plan_campaign(loaded, hosts, params)
+    campaign = plan_campaign(loaded, hosts, params, on_anomaly=on_anomaly)
     previews = _previews(campaign, facts) if facts else {}
     if as_json:
         out = campaign.to_dict()

@@ -14,10 +14,10 @@ against the atom's argument schema and completed with its defaults, so a flow pa
 
 `on_failure` tells the flow what to do when the step fails:
 - `rollback`: roll this NE back (see `NEPlan.rollback`), count it failed, go on with others
-  (until `CampaignPolicy.breached` says stop);
+  (until `CampaignPolicy.breached` says stop); with nothing changed yet there is nothing to undo;
 - `pause`: leave the NE as it is and pause the campaign for an operator's go/no-go;
 - `continue`: record the failure and run the NE's next step (never set on a mutating step);
-- `abort`: roll this NE back and start no further NEs.
+- `abort`: stop this NE where it is, without rolling back, and count it failed.
 Gate steps (`gate=True`) are checks whose failure is an anomaly of the change (dial test,
 billing, KPI, validation); their default comes from `campaign.onAnomaly`, the other
 steps' from `campaign.onFailure`.
@@ -31,6 +31,7 @@ backup if they still differ, then dial-test); with strategy `backup`, run only
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -41,7 +42,7 @@ from changeline.devices.inventory import Host
 from changeline.errors import InputError, Problem
 from changeline.models import templates
 from changeline.models.model import CampaignPolicy, Model, StepSpec
-from changeline.models.schema import located_messages
+from changeline.models.schema import ON_FAILURE, located_messages
 from changeline.models.validate import default_profiles, default_registry, load_model
 from changeline.models.waves import Wave, plan_waves
 from changeline.yamlsource import FieldPath
@@ -170,11 +171,11 @@ def resolve_params(model: Model, given: dict[str, Any] | None = None) -> dict[st
                 try:
                     value = param.coerce(value)
                 except ValueError as err:
-                    problems.append(model.source.problem(where, f"--param {name}={given[name]!r}: {err}"))
+                    problems.append(model.source.problem(where, f"--param {name}={given[name]}: {err}"))
                     continue
             wrong = param.problem(value)
             if wrong:
-                problems.append(model.source.problem(where, f"--param {name}={given[name]!r}: {wrong}"))
+                problems.append(model.source.problem(where, f"--param {name}={given[name]}: {wrong}"))
                 continue
             values[name] = value
         elif param.has_default:
@@ -211,9 +212,14 @@ def template_context(model: Model, host: Host, params: dict[str, Any]) -> dict[s
 
 # --- compiling one NE ----------------------------------------------------------------
 
-def compile_for_host(model: Model, host: Host, params: dict[str, Any] | None = None) -> NEPlan:
+def compile_for_host(model: Model, host: Host, params: dict[str, Any] | None = None, *,
+                     on_anomaly: str | None = None) -> NEPlan:
     """The NE's plan: every step rendered for this host and checked. Raises InputError if the
-    host is not eligible or any argument does not render or type-check (all problems at once)."""
+    host is not eligible or any argument does not render or type-check (all problems at once).
+
+    `on_anomaly` overrides the model's `campaign.onAnomaly` for this run (gate steps without
+    an `onFailure` of their own)."""
+    _check_on_anomaly(on_anomaly)
     reason = eligibility(model, host)
     if reason:
         raise InputError(Problem(model.file, 0, 0, "", f"{host.name} is not a target of {model.ref}: {reason}"))
@@ -237,7 +243,7 @@ def compile_for_host(model: Model, host: Host, params: dict[str, Any] | None = N
             if not run:
                 skipped.append((spec.name, f"when: {spec.when} is false"))
                 continue
-        step = _compile_step(model, spec, registry[spec.atom], context, host, problems)
+        step = _compile_step(model, spec, registry[spec.atom], context, host, problems, on_anomaly)
         if step is not None:
             steps.append(step)
     rollback = _rollback_plan(model, steps, context, host, registry, problems)
@@ -250,8 +256,13 @@ def compile_for_host(model: Model, host: Host, params: dict[str, Any] | None = N
                   params=values, skipped=tuple(skipped))
 
 
+def _check_on_anomaly(on_anomaly: str | None) -> None:
+    if on_anomaly is not None and on_anomaly not in ON_FAILURE:
+        raise InputError(f"on_anomaly must be one of {', '.join(ON_FAILURE)}, got {on_anomaly!r}")
+
+
 def _compile_step(model: Model, spec: StepSpec, module, context: dict[str, Any], host: Host,
-                  problems: list[Problem]) -> Step | None:
+                  problems: list[Problem], on_anomaly: str | None) -> Step | None:
     before = len(problems)
     args = _render(spec.args, context, spec.path + ("with",), model, host, problems)
     if len(problems) > before:
@@ -260,7 +271,7 @@ def _compile_step(model: Model, spec: StepSpec, module, context: dict[str, Any],
     if args is None:
         return None
     atom = module.SPEC
-    default_policy = model.campaign.on_anomaly if spec.gate else model.campaign.on_failure
+    default_policy = (on_anomaly or model.campaign.on_anomaly) if spec.gate else model.campaign.on_failure
     return Step(
         name=spec.name, stage=spec.stage, atom=spec.atom, args=args, timeout_s=spec.timeout_s,
         retries=spec.retries if spec.retries is not None else atom.transient_retries,
@@ -395,9 +406,11 @@ def makespan(durations: list[float], concurrency: int) -> float:
     return max(lanes)
 
 
-def plan_campaign(model: Model, hosts: list[Host], params: dict[str, Any] | None = None) -> CampaignPlan:
+def plan_campaign(model: Model, hosts: list[Host], params: dict[str, Any] | None = None, *,
+                  on_anomaly: str | None = None) -> CampaignPlan:
     """Eligibility, per-NE plans, waves and time budgets for `hosts` (raises InputError for
     parameter or template problems, all NEs' at once; ineligible NEs are data, not errors)."""
+    _check_on_anomaly(on_anomaly)
     values = resolve_params(model, params)
     ineligible: list[Ineligible] = []
     eligible: list[Host] = []
@@ -411,7 +424,7 @@ def plan_campaign(model: Model, hosts: list[Host], params: dict[str, Any] | None
     problems: list[Problem] = []
     for host in eligible:
         try:
-            plans[host.name] = compile_for_host(model, host, values)
+            plans[host.name] = compile_for_host(model, host, values, on_anomaly=on_anomaly)
         except InputError as err:
             problems.extend(err.problems)
     if problems:
@@ -424,7 +437,8 @@ def plan_campaign(model: Model, hosts: list[Host], params: dict[str, Any] | None
         waves.append(WavePlan(wave.name, wave.names, makespan(durations, concurrency), makespan(worst, concurrency)))
     return CampaignPlan(
         model_name=model.name, model_version=model.version, kind=model.kind, target=model.describe_target(),
-        params=values, policy=model.campaign, waves=tuple(waves),
+        params=values, policy=dataclasses.replace(model.campaign, on_anomaly=on_anomaly or model.campaign.on_anomaly),
+        waves=tuple(waves),
         plans={name: plans[name] for wave in waves for name in wave.nes}, ineligible=tuple(ineligible),
         total_budget_s=sum(w.budget_s for w in waves), total_worst_case_s=sum(w.worst_case_s for w in waves),
     )

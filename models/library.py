@@ -25,12 +25,16 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from changeline.errors import InputError, Problem
+from changeline.errors import ChangelineError, InputError, Problem
 from changeline.models.model import Model
 from changeline.models.validate import load_model
 
 LIBRARY_DIR = Path(__file__).with_name("library")
 INDEX_NAME = "published.json"
+
+
+class LibraryError(ChangelineError):
+    """A model is not in the library (not published, ambiguous, edited or superseded)."""
 
 
 def semver_key(version: str) -> tuple:
@@ -202,11 +206,11 @@ class Library:
         versions = [e for e in entries if e.name == name]
         if not versions:
             known = ", ".join(sorted({e.name for e in entries})) or "none"
-            raise InputError(f"no model named {name!r} is published (published: {known})")
+            raise LibraryError(f"no model named {name!r} is published (published: {known})")
         if version:
             entry = next((e for e in versions if e.version == version), None)
             if entry is None:
-                raise InputError(f"{name}@{version} is not published "
+                raise LibraryError(f"{name}@{version} is not published "
                                  f"(published versions: {', '.join(e.version for e in versions)})")
             return entry
         return versions[-1]
@@ -216,13 +220,13 @@ class Library:
         entry = self.find(entry_or_ref) if isinstance(entry_or_ref, str) else entry_or_ref
         state = self.status(entry)
         if state != "ok":
-            raise InputError(_unavailable(entry, state, self.root))
+            raise LibraryError(_unavailable(entry, state, self.root))
         return load_model(self.root / entry.path)
 
     def text(self, entry: Entry) -> str:
         state = self.status(entry)
         if state != "ok":
-            raise InputError(_unavailable(entry, state, self.root))
+            raise LibraryError(_unavailable(entry, state, self.root))
         return (self.root / entry.path).read_text(encoding="utf-8")
 
     def lookup(self, ne_type: str, from_version: str, to_version: str) -> Entry:
@@ -233,10 +237,10 @@ class Library:
         names = sorted({e.name for e in matches})
         if not matches:
             known = "; ".join(f"{e.ref} {e.describe_target()}" for e in upgrades) or "none"
-            raise InputError(f"no published upgrade model for {ne_type} {from_version} -> {to_version} "
+            raise LibraryError(f"no published upgrade model for {ne_type} {from_version} -> {to_version} "
                              f"(published {ne_type} upgrades: {known})")
         if len(names) > 1:
-            raise InputError(f"several published models upgrade {ne_type} {from_version} -> {to_version}: "
+            raise LibraryError(f"several published models upgrade {ne_type} {from_version} -> {to_version}: "
                              f"{', '.join(names)}; name the one to use")
         return max(matches, key=lambda e: semver_key(e.version))
 

@@ -388,12 +388,10 @@ class _Lint:
                 return False
             return True
 
-        if step.atom == "dial_test":
-            for i, name in enumerate(_list(r.known("scenarios"))):
-                scenario_exists(("scenarios", i), r.known("scenarios", i))
-        elif step.atom == "rollback":
-            for i, name in enumerate(_list(r.known("verify_scenarios"))):
-                scenario_exists(("verify_scenarios", i), r.known("verify_scenarios", i))
+        if step.atom in ("dial_test", "rollback"):
+            key = "scenarios" if step.atom == "dial_test" else "verify_scenarios"
+            for i in range(len(_list(r.known(key)))):
+                scenario_exists((key, i), r.known(key, i))
         elif step.atom == "billing_check":
             name = r.known("scenario")
             if not profile.writes_cdrs:

@@ -80,9 +80,15 @@ def _coerce(kind: str, text: str, items: str | None = None) -> Any:
     if kind == "string":
         return text
     if kind == "integer":
-        return int(text.strip(), 10)
+        try:
+            return int(text.strip(), 10)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an integer") from None
     if kind == "number":
-        value = float(text)
+        try:
+            value = float(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a number") from None
         if not math.isfinite(value):
             raise ValueError(f"{text!r} is not a finite number")
         return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
@@ -168,17 +174,19 @@ class CampaignPolicy:
     on_anomaly: str = "rollback"
     on_failure: str = "rollback"
 
-    def breached(self, failed: int, total: int) -> str | None:
-        """Why the campaign must stop starting NEs, or None (Ansible semantics: a limit is
-        how many failures are tolerated; one more stops). No limit given means none tolerated."""
+    def breached(self, failed: int, attempted: int) -> str | None:
+        """Why the campaign must stop starting NEs, or None. A limit is how many failures are
+        tolerated (one more stops); the percentage is of the NEs attempted so far. No limit
+        given means no failure is tolerated."""
         limit = self.max_failures
         if limit is None and self.max_failure_percent is None:
             limit = 0
         if limit is not None and failed > limit:
             return f"{failed} NE(s) failed, more than maxFailures {limit}"
-        if self.max_failure_percent is not None and total and failed * 100 / total > self.max_failure_percent:
-            return (f"{failed} of {total} NE(s) failed ({failed * 100 / total:.1f}%), "
-                    f"more than maxFailurePercent {self.max_failure_percent:g}%")
+        pct = self.max_failure_percent
+        if pct is not None and attempted and failed * 100 / attempted > pct:
+            return (f"{failed} of {attempted} NE(s) failed ({failed * 100 / attempted:.1f}%), "
+                    f"more than maxFailurePercent {pct:g}%")
         return None
 
 

@@ -227,7 +227,8 @@ def build_model_schema(registry: dict[str, ModuleType] | None = None) -> dict[st
                     "concurrency": {"type": "integer", "minimum": 1, "description": "NEs at once per wave"},
                     "maxFailures": {"type": "integer", "minimum": 0,
                                     "description": "failed NEs tolerated; one more stops the campaign"},
-                    "maxFailurePercent": {"type": "number", "minimum": 0, "maximum": 100},
+                    "maxFailurePercent": {"type": "number", "minimum": 0, "maximum": 100,
+                                          "description": "share of the NEs attempted so far that may fail"},
                     "onAnomaly": {"enum": list(ON_FAILURE), "default": "rollback",
                                   "description": "default onFailure of gate steps"},
                     "onFailure": {"enum": list(ON_FAILURE), "default": "rollback",
@@ -331,9 +332,12 @@ def _is_with_error(path: FieldPath) -> bool:
     return len(path) >= 6 and path[0] == "spec" and path[1] == "stages" and path[3] == "steps" and path[5] == "with"
 
 
-def schema_problems(raw: Any, source: SourceMap) -> list[Problem]:
+def schema_problems(raw: Any, source: SourceMap, registry: dict[str, ModuleType] | None = None) -> list[Problem]:
+    """Located problems against the committed schema, or one built from `registry` if given."""
+    validator = (model_validator() if registry is None
+                 else jsonschema.Draft202012Validator(build_model_schema(registry)))
     problems: dict[tuple[FieldPath, str], Problem] = {}
-    for err in model_validator().iter_errors(raw):
+    for err in validator.iter_errors(raw):
         path = tuple(err.absolute_path)
         if _is_with_error(path) and not (len(path) == 6 and err.validator == "type"):
             continue

@@ -24,7 +24,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import ChainableUndefined, StrictUndefined, TemplateError, TemplateSyntaxError, Undefined, meta, nodes
+from jinja2 import (ChainableUndefined, StrictUndefined, TemplateError, TemplateSyntaxError, Undefined,
+                    UndefinedError, meta, nodes)
+from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 ROOTS = ("params", "host", "model", "target", "software")
@@ -38,10 +40,28 @@ UPGRADE_ONLY = {("target", "to_version"), ("target", "from_versions"), ("softwar
 _MARKERS = ("{{", "{%", "{#")
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
+_MAX_SIZE = 100_000
+
+
+class _Sandbox(ImmutableSandboxedEnvironment):
+    """The immutable sandbox, also refusing `'x' * 10**9`-style memory bombs."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context, operator, left, right):
+        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
+            raise SecurityError("exponent too large")
+        if operator == "*":
+            for seq, times in ((left, right), (right, left)):
+                if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > _MAX_SIZE:
+                    raise SecurityError("result too large")
+        return super().call_binop(context, operator, left, right)
+
+
 # Step arguments: an undefined name is an error, never an empty string.
-_STRICT = ImmutableSandboxedEnvironment(undefined=StrictUndefined, keep_trailing_newline=True)
+_STRICT = _Sandbox(undefined=StrictUndefined, keep_trailing_newline=True)
 # `when` conditions: a missing inventory fact (`host.data.pool`) is simply false.
-_LENIENT = ImmutableSandboxedEnvironment(undefined=ChainableUndefined)
+_LENIENT = _Sandbox(undefined=ChainableUndefined)
 
 
 def is_template(value: Any) -> bool:
@@ -155,9 +175,10 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
         raise
     except TemplateSyntaxError as err:
         raise RenderError(f"template syntax error: {err.message or err}", syntax=True) from None
-    except TemplateError as err:  # UndefinedError, SecurityError
-        raise RenderError(err.message or str(err),
-                          undefined=type(err).__name__ == "UndefinedError") from None
+    except UndefinedError as err:
+        raise RenderError(f"{err.message or err} (in {value!r})", undefined=True) from None
+    except TemplateError as err:  # SecurityError, runtime errors
+        raise RenderError(err.message or str(err)) from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as err:
         raise RenderError(f"template error: {err}") from None
 

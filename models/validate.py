@@ -70,7 +70,7 @@ def document_problems(raw: Any, source: SourceMap, text: str, *, registry: dict[
     if not isinstance(raw, dict):
         return [source.problem((), "a model must be a mapping with apiVersion, kind, metadata and spec")]
     problems = modeline_problems(text, source.file)
-    problems += schema_problems(raw, source)
+    problems += schema_problems(raw, source, registry)
     problems += lint(raw, source, registry=registry if registry is not None else default_registry(),
                      profiles=profiles if profiles is not None else default_profiles())
     unique = {(p.line, p.column, p.field, p.message): p for p in problems}

@@ -13,6 +13,7 @@ store under CHANGELINE_HOME, and writes (default `runs/<id>/report/`):
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -24,7 +25,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from changeline.flows import policy
 from changeline.reports import figures
 from changeline.reports.evidence import config_diff, safe_name, write_pack
-from changeline.reports.records import RunRecords, load_run
+from changeline.reports.records import RunRecords, epoch, load_run
 from changeline.reports.redact import redact
 from changeline.reports.timeline import Timeline, layout, timeline
 
@@ -83,7 +84,7 @@ def _write_atomic(path: Path, text: str) -> None:
 def campaign_report(run: RunRecords) -> dict[str, Any]:
     """Everything the report shows, as JSON-ready data (the HTML is rendered from it)."""
     outcomes = run.outcomes
-    tl = timeline(outcomes, run.started_at)
+    tl = timeline(outcomes, run.started_at, epoch(window_end(run)))
     origin = tl.origin or 0.0
     nes = [ne_entry(o, run, origin) for o in outcomes]
     disruption = figures.disruption(run.probes)
@@ -99,12 +100,17 @@ def campaign_report(run: RunRecords) -> dict[str, Any]:
             "service_checks": figures.service_checks(outcomes).to_dict(),
         },
         "timeline": tl.to_dict(),
-        "anomalies": [{"ne": ne["ne"], "ne_status": ne["status"], **a} for ne in nes for a in ne["anomalies"]],
-        "rollbacks": [rollback_entry(ne) for ne in nes if ne["rollback"] or ne.get("status_at_run_end")],
+        "anomalies": [anomaly_entry(ne, a) for ne in nes for a in ne["anomalies"]],
+        "rollbacks": [rollback_entry(ne) for ne in nes
+                      if ne["rollback"] or ne["status"] in (policy.ROLLED_BACK, policy.ROLLBACK_FAILED)],
         "not_changed": [{k: ne[k] for k in ("ne", "ne_type", "status", "reason")}
                         for ne in nes if ne["status"] in NOT_CHANGED],
         "nes": nes,
     }
+
+
+def window_end(run: RunRecords) -> str | None:
+    return (run.summary or {}).get("window_end") or (run.args or {}).get("window_end")
 
 
 def campaign_facts(run: RunRecords, origin: float) -> dict[str, Any]:
@@ -113,8 +119,8 @@ def campaign_facts(run: RunRecords, origin: float) -> dict[str, Any]:
     started = summary.get("started_at") or (_iso(origin) if origin else None)
     finished = summary.get("finished_at")
     ended = max((o.get("finished_at") or 0.0 for o in run.outcomes), default=0.0)
-    duration = (_epoch(finished) or ended or origin) - origin if origin else None
-    window_end = summary.get("window_end") or args.get("window_end")
+    duration = (epoch(finished) or ended or origin) - origin if origin else None
+    window = window_end(run)
     return {
         "id": run.campaign_id,
         "model": model,
@@ -123,8 +129,8 @@ def campaign_facts(run: RunRecords, origin: float) -> dict[str, Any]:
         "finished_at": finished,
         "finished": run.summary is not None,
         "duration_s": round(duration, 1) if duration is not None else None,
-        "window_end": window_end,
-        "window_s": round(_epoch(window_end) - origin, 1) if window_end and origin and _epoch(window_end) else None,
+        "window_end": window,
+        "window_s": round(epoch(window) - origin, 1) if origin and epoch(window) else None,
         "stop_reason": summary.get("stop_reason"),
         "all_reached_target": summary.get("all_reached_target"),
         "ne_count": len(run.outcomes),
@@ -134,18 +140,16 @@ def campaign_facts(run: RunRecords, origin: float) -> dict[str, Any]:
 
 
 def ne_entry(outcome: dict[str, Any], run: RunRecords, origin: float) -> dict[str, Any]:
-    """One NE's outcome with what the report derives from it: step offsets, decisions joined
-    to their anomalies, dial tests and billing checks gathered, its configs' fingerprints."""
-    decisions = {d.get("step"): d for d in outcome["decisions"]}
+    """One NE's outcome as stored, plus what the report derives from it: step offsets, dial
+    tests and billing checks gathered, its pool, its configs' fingerprints and diff."""
     started, finished = outcome["started_at"], outcome["finished_at"]
     configs = run.configs(outcome["ne"])
     steps = [{**s, "start_s": round(s["started_at"] - origin, 3) if s["started_at"] and origin else None}
              for s in outcome["steps"]]
-    entry = {
+    return {
         **outcome,
         "steps": steps,
         "duration_s": round(finished - started, 3) if started and finished else None,
-        "anomalies": [{**a, "decision": decisions.get(a.get("step"))} for a in outcome["anomalies"]],
         "dial_tests": dial_tests(outcome),
         "billing": billing_checks(outcome),
         "pool": ne_pool(outcome),
@@ -157,7 +161,12 @@ def ne_entry(outcome: dict[str, Any], run: RunRecords, origin: float) -> dict[st
             "problems": configs.problems,
         },
     }
-    return entry
+
+
+def anomaly_entry(ne: Mapping[str, Any], anomaly: Mapping[str, Any]) -> dict[str, Any]:
+    """An anomaly with the decision taken on it (an operator's, a timed-out form's, or none: the policy acted)."""
+    decision = next((d for d in ne["decisions"] if d.get("step") == anomaly.get("step")), None)
+    return {"ne": ne["ne"], "ne_status": ne["status"], **anomaly, "decision": decision}
 
 
 def dial_tests(outcome: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -226,17 +235,8 @@ def rollback_entry(ne: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _iso(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, timezone.utc).isoformat(timespec="seconds")
-
-
-def _epoch(iso: str | None) -> float | None:
-    if not iso:
-        return None
-    try:
-        return datetime.fromisoformat(iso).timestamp()
-    except ValueError:
-        return None
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds")
 
 
 # --- HTML -------------------------------------------------------------------------------
@@ -252,8 +252,16 @@ def _seconds(value: Any) -> str:
     return f"{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
 
 
-def _percent(value: Any, digits: int = 1) -> str:
-    return "-" if value is None else f"{100.0 * float(value):.{digits}f}%"
+def _percent(value: Any) -> str:
+    """One decimal, more when rounding would show a share short of all as 100%."""
+    if value is None:
+        return "-"
+    pct = 100.0 * float(value)
+    for digits in (1, 2, 3):
+        text = f"{pct:.{digits}f}"
+        if pct >= 100.0 or float(text) < 100.0:
+            return f"{text}%"
+    return f"{math.floor(pct * 1e4) / 1e4:.4f}%"
 
 
 def _diff_lines(text: str) -> list[tuple[str, str]]:

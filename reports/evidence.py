@@ -93,8 +93,10 @@ def write_pack(folder: Path, outcome: dict[str, Any], entry: dict[str, Any], jou
         pack.write("config-before.xml", redact_text(_config_text(configs.before)),
                    "running config before the change (from the backup store)")
     if configs.after is not None:
+        rolled_back = outcome.get("status") == "rolled-back"
         pack.write("config-after.xml", redact_text(_config_text(configs.after)),
-                   "running config the run's changes committed (from the backup store)")
+                   "running config the run's changes committed (from the backup store)"
+                   + ("; since rolled back, the NE runs config-before.xml again" if rolled_back else ""))
     whole = config_diff(configs)
     if whole:
         pack.write("config-before-after.diff", redact_text(whole), "diff of the two configs above")

@@ -101,7 +101,8 @@ def _read_json(path: Path) -> Any:
         raise InputError(Problem(str(path), 0, 0, "", f"not valid JSON: {err}")) from None
 
 
-def _epoch(iso: str | None) -> float | None:
+def epoch(iso: str | None) -> float | None:
+    """Epoch seconds of an ISO 8601 time as the summary writes it (None if absent or unreadable)."""
     if not iso:
         return None
     try:
@@ -113,7 +114,7 @@ def _epoch(iso: str | None) -> float | None:
 def _undo_results(journal_path: Path, campaign_id: str) -> dict[int, Any]:
     """Undo results by journal entry id. `Journal.entries` does not return this column, so
     it is read here, read-only, from the table the journal's schema documents."""
-    conn = sqlite3.connect(f"file:{journal_path}?mode=ro", uri=True, timeout=30)
+    conn = sqlite3.connect(f"{Path(journal_path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
     try:
         rows = conn.execute("SELECT id, undo_result FROM steps WHERE run_id=? AND undo_result IS NOT NULL",
                             (campaign_id,)).fetchall()
@@ -151,7 +152,7 @@ def load_run(campaign_id: str, *, probes: dict[str, Any] | None = None) -> RunRe
     if probes is None:
         probes = _read_json(run_dir / "probes.json")
     return RunRecords(campaign_id, run_dir, journal.path, summary, args,
-                      _epoch((summary or {}).get("started_at")), outcomes, journals, probes)
+                      epoch((summary or {}).get("started_at")), outcomes, journals, probes)
 
 
 def _merged_outcome(ne: str, from_summary: dict | None, from_file: dict | None,
@@ -160,7 +161,8 @@ def _merged_outcome(ne: str, from_summary: dict | None, from_file: dict | None,
 
     A resumed campaign lists an NE finished by an earlier attempt only in short form; its
     outcome file from that attempt has the steps. A one-click rollback after the run
-    changes only the journal's status of the NE.
+    records only the journal's status of the NE (other journal statuses may be an earlier
+    attempt's, e.g. for an NE the latest attempt skipped, so they do not override).
     """
     resumed = bool(from_summary and from_summary.get("resumed"))
     # The summary holds the latest attempt's outcome in full; the file may be an older attempt's.
@@ -171,7 +173,7 @@ def _merged_outcome(ne: str, from_summary: dict | None, from_file: dict | None,
         outcome["reason"] = from_summary.get("reason", outcome["reason"])
     if from_file is None and from_summary is None and status:
         outcome["status"], outcome["reason"] = status[0], status[1] or "no outcome recorded (interrupted?)"
-    elif status and status[0] in policy.FINAL_STATES and status[0] != outcome["status"]:
+    elif status and status[0] == policy.ROLLED_BACK != outcome["status"]:
         outcome["status_at_run_end"] = {"status": outcome["status"], "reason": outcome["reason"]}
         outcome["status"], outcome["reason"] = status
     return outcome

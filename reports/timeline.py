@@ -35,6 +35,7 @@ class Timeline:
     origin: float | None   # epoch seconds of the campaign's start
     span_s: float
     rows: tuple[Row, ...]
+    window_end_s: float | None = None   # the change window's end, when it falls inside the span
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -43,7 +44,7 @@ class Timeline:
     def from_dict(cls, data: Mapping[str, Any]) -> "Timeline":
         rows = tuple(Row(r["ne"], r["status"], tuple(Bar(**b) for b in r["bars"]), r.get("note", ""))
                      for r in data["rows"])
-        return cls(data["origin"], data["span_s"], rows)
+        return cls(data["origin"], data["span_s"], rows, data.get("window_end_s"))
 
 
 def campaign_origin(outcomes: Iterable[Mapping[str, Any]], started_at: float | None = None) -> float | None:
@@ -95,7 +96,8 @@ def ne_bars(outcome: Mapping[str, Any], origin: float) -> tuple[Bar, ...]:
     return tuple(bars)
 
 
-def timeline(outcomes: Iterable[Mapping[str, Any]], started_at: float | None = None) -> Timeline:
+def timeline(outcomes: Iterable[Mapping[str, Any]], started_at: float | None = None,
+             window_end: float | None = None) -> Timeline:
     """One row per NE, NEs that ran in order of their start, the others after them by name."""
     outcomes = list(outcomes)
     origin = campaign_origin(outcomes, started_at)
@@ -105,8 +107,9 @@ def timeline(outcomes: Iterable[Mapping[str, Any]], started_at: float | None = N
         note = "" if bars else f"{outcome.get('status', '')}: {outcome.get('reason', '')}".strip(": ")
         rows.append(Row(str(outcome.get("ne", "")), str(outcome.get("status", "")), bars, note))
     rows.sort(key=lambda r: (0, min(b.start_s for b in r.bars), r.ne) if r.bars else (1, 0.0, r.ne))
-    span = max((b.start_s + b.duration_s for r in rows for b in r.bars), default=0.0)
-    return Timeline(origin, max(span, 1.0), tuple(rows))
+    span = max(max((b.start_s + b.duration_s for r in rows for b in r.bars), default=0.0), 1.0)
+    window_s = window_end - origin if window_end and origin is not None else None
+    return Timeline(origin, span, tuple(rows), window_s if window_s is not None and 0 <= window_s <= span else None)
 
 
 # --- geometry -----------------------------------------------------------------------
@@ -118,6 +121,7 @@ class Rect:
     kind: str
     status: str
     title: str
+    label: str = ""    # drawn inside the bar only when it fits
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,11 @@ class Geometry:
     font_size: float
     ticks: tuple[tuple[float, str], ...]   # (x, label)
     rows: tuple[RowGeometry, ...]
+    bottom: float | None                    # y of a second axis under the rows, for long charts
+    window_end_x: float | None
+
+
+BOTTOM_AXIS_ROWS = 40
 
 
 def row_height(n_rows: int) -> tuple[float, float]:
@@ -178,11 +187,22 @@ def layout(tl: Timeline, *, width: float = 1200.0, label_width: float = 190.0,
                   for t in (i * step for i in range(int(tl.span_s / step) + 1)))
     rows = []
     for i, row in enumerate(tl.rows):
-        rects = tuple(Rect(round(plot_left + b.start_s * scale, 2), round(max(b.duration_s * scale, min_bar_px), 2),
-                           b.kind, b.status, _title(row.ne, b)) for b in row.bars)
+        rects = tuple(_rect(row.ne, b, plot_left, scale, min_bar_px, font) for b in row.bars)
         rows.append(RowGeometry(top + i * rh, row.ne, row.status, row.note, rects))
-    return Geometry(width, top + len(tl.rows) * rh + 8.0, label_width, plot_left, plot_width, top, rh, font,
-                    ticks, tuple(rows))
+    rows_end = top + len(tl.rows) * rh
+    bottom = rows_end + 4.0 if len(tl.rows) > BOTTOM_AXIS_ROWS else None
+    height = rows_end + (top if bottom is not None else 8.0)
+    window_x = round(plot_left + tl.window_end_s * scale, 2) if tl.window_end_s is not None else None
+    return Geometry(width, height, label_width, plot_left, plot_width, top, rh, font, ticks, tuple(rows),
+                    bottom, window_x)
+
+
+def _rect(ne: str, bar: Bar, plot_left: float, scale: float, min_px: float, font: float) -> Rect:
+    width = max(bar.duration_s * scale, min_px)
+    label = bar.label if bar.kind != "wait" else "operator"
+    fits = len(label) * font * 0.62 + 6 <= width
+    return Rect(round(plot_left + bar.start_s * scale, 2), round(width, 2), bar.kind, bar.status,
+                _title(ne, bar), label if fits else "")
 
 
 def _title(ne: str, bar: Bar) -> str:

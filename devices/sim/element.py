@@ -143,12 +143,14 @@ class SimulatedNE:
     async def _go_down(self) -> None:
         for acceptor in self._acceptors:
             acceptor.close()
-        for acceptor in self._acceptors:
-            await acceptor.wait_closed()
-        self._acceptors = []
+        # Drop sessions before waiting: from Python 3.12.1 Server.wait_closed() waits for
+        # every open connection, so waiting first would hang the restart.
         self.engine.drop_all_sessions()
         for conn in list(self._ssh_connections):
             conn.abort()  # a restarting NE does not say goodbye
+        for acceptor in self._acceptors:
+            await acceptor.wait_closed()
+        self._acceptors = []
         if self.pool is not None:
             self.pool.update(self.name, up=False)
 

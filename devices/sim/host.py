@@ -88,8 +88,10 @@ def inventory(topology: Topology) -> dict:
         }
     return {
         "known_hosts": "known_hosts",
+        # time_scale tells the line that this NE's clock runs `speed` times real time, so
+        # waits and change-window estimates shrink with it.
         "defaults": {"username": USERNAME, "password_env": PASSWORD_ENV, "platform": PLATFORM, "port": 830,
-                     "data": {"ssh_port": 22}},
+                     "data": {"ssh_port": 22, "time_scale": topology.speed}},
         "groups": {"5gc": {"data": {"domain": "5gc"}}, "ims": {"data": {"domain": "ims"}}},
         "hosts": hosts,
     }

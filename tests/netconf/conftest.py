@@ -9,6 +9,7 @@ thread (the ncclient client side is synchronous and runs its own thread per sess
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -86,8 +87,18 @@ def host_key() -> asyncssh.SSHKey:
 
 
 @pytest.fixture
-def netconf_target(server_loop, host_key) -> Iterator[NetconfTarget]:
-    """A fresh NE per test, so no test sees another's locks or confirmed commits."""
+def netconf_target(request, server_loop, host_key) -> Iterator[NetconfTarget]:
+    """A fresh NE per test, so no test sees another's locks or confirmed commits.
+
+    `CHANGELINE_NETCONF_TARGET=HOST:PORT` (with `CHANGELINE_NETCONF_PASSWORD`) points the
+    suite at an already running NE instead, e.g. the simulator in a container.
+    """
+    external = os.environ.get("CHANGELINE_NETCONF_TARGET")
+    if external:
+        host, _, port = external.rpartition(":")
+        yield NetconfTarget(host, int(port), os.environ.get("CHANGELINE_NETCONF_USER", "admin"),
+                            os.environ["CHANGELINE_NETCONF_PASSWORD"])
+        return
 
     async def start():
         engine = NetconfEngine(config=etree.fromstring(SAMPLE_CONFIG),

@@ -56,6 +56,12 @@ def timers_config(*entries: str) -> str:
     return config(f"<timers>{''.join(entries)}</timers>")
 
 
+def identity(session) -> str:
+    """The NE's own read-only `<name>` and `<type>`: a whole-config replace must keep them."""
+    ne = session.get_config(source="running").data_ele.find(f"{{{CL}}}ne")
+    return f"<name>{ne.findtext(f'{{{CL}}}name')}</name><type>{ne.findtext(f'{{{CL}}}type')}</type>"
+
+
 def timers(session, source: str = "running") -> dict[str, str]:
     data = session.get_config(source=source, filter=TIMERS).data_ele
     return {t.findtext(f"{{{CL}}}name"): t.findtext(f"{{{CL}}}value")
@@ -222,7 +228,7 @@ def test_default_operation_replace_and_none(nc):
     kept = unique()
     before = timers(nc)
     nc.edit_config(target="candidate", default_operation="replace", config=config(
-        f"<name>ne-x</name><type>AMF</type><timers>{timer(kept, 9)}</timers>"))
+        f"{identity(nc)}<timers>{timer(kept, 9)}</timers>"))
     assert timers(nc, "candidate") == {kept: "9"}
     nc.discard_changes()
     victim = next(iter(before))
@@ -299,9 +305,9 @@ def test_delete_config_deletes_startup_but_never_running(nc):
 def test_validate_datastores_and_inline_config(nc):
     nc.validate(source="running")
     nc.validate(source="candidate")
-    nc.validate(source=etree.fromstring(timers_config(timer(unique(), 1))))
+    nc.validate(source=etree.fromstring(config(f"{identity(nc)}<timers>{timer(unique(), 1)}</timers>")))
     with pytest.raises(RPCError):
-        nc.validate(source=etree.fromstring(config("<capacity>5<max-sessions>1</max-sessions></capacity>")))
+        nc.validate(source=etree.fromstring(config(f"{identity(nc)}<capacity>5<max-sessions>1</max-sessions></capacity>")))
 
 
 # --- locks ---------------------------------------------------------------------------------------
