@@ -27,25 +27,26 @@ def _mount_subcommands() -> None:
     from changeline.devices.sim.cli import app as sim_app
     from changeline.flows import cli as flows_cli
 
-    app.add_typer(sim_app, name="sim", help="Run simulated network elements.")
-    try:  # TEMPORARY while models/cli.py is being written
-        from changeline.models.cli import app as models_app
-        from changeline.models.cli import plan as plan_command
+    from changeline.models.cli import app as models_app
+    from changeline.models.cli import plan as plan_command
+    from changeline.reports.cli import report
 
-        app.add_typer(models_app, name="models", help="List, show, validate and publish models.")
-        app.command("plan")(plan_command)
-    except ModuleNotFoundError:
-        pass
+    app.add_typer(sim_app, name="sim", help="Run simulated network elements.")
+    app.add_typer(models_app, name="models", help="List, show, validate and publish models.")
+    app.command("plan")(plan_command)
     app.command("run")(flows_cli.run)
     app.command("resume")(flows_cli.resume)
     app.command("rollback")(flows_cli.rollback)
     app.command("serve")(flows_cli.serve)
+    app.command("report")(report)
 
 
 def report_error(err: ChangelineError) -> None:
     if isinstance(err, InputError):
         for problem in err.problems:
-            typer.echo(str(problem), err=True)
+            # Problems found outside any file (a bad option value) carry no position.
+            text = str(problem) if problem.line else f"{problem.file}: {problem.field + ': ' if problem.field else ''}{problem.message}"
+            typer.echo(text, err=True)
         typer.echo(f"{len(err.problems)} problem(s) found", err=True)
     else:
         typer.echo(f"error: {err.reason}", err=True)

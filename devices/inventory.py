@@ -87,7 +87,7 @@ class Inventory:
 def matches(host: Host, selector: str | None) -> bool:
     """Selector grammar (all terms must hold; a term with commas is an OR of values):
 
-    `amf-*` (name glob), `type=AMF,SMF`, `group=5gc`, `tag=canary`, `pool=amf-pool-1`,
+    `amf-*` or `amf-*,smf-1` (name globs), `type=AMF,SMF`, `group=5gc`, `tag=canary`, `pool=amf-pool-1`,
     `site=sh-1`, `region=east`, `version=1.2.0`, `all` or empty for every host.
     Terms are separated by spaces or `&`.
     """
@@ -96,7 +96,7 @@ def matches(host: Host, selector: str | None) -> bool:
     for term in selector.replace("&", " ").split():
         key, _, values = term.partition("=")
         if not _:
-            if not fnmatch.fnmatchcase(host.name, key):
+            if not any(fnmatch.fnmatchcase(host.name, glob) for glob in key.split(",") if glob):
                 return False
             continue
         wanted = {v for v in values.split(",") if v}

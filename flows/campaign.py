@@ -13,6 +13,7 @@ import contextvars
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from typing import Any
 
@@ -23,79 +24,116 @@ from prefect.context import FlowRunContext
 from changeline.devices.inventory import load_inventory
 from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
-from changeline.flows.ne_flow import NEOutcome, execute_plan, rollback_settings, time_scale
+from changeline.flows.ne_flow import NEOutcome, ne_change_subflow, time_scale
 
 
 def ne_lock_name(ne: str) -> str:
     return f"changeline-ne-{ne}"
 
 
+def pool_lock_name(pool: str) -> str:
+    return f"changeline-pool-{pool}"
+
+
+def lock_names(host) -> list[str]:
+    """The NE itself, and its pool: one member of a pool at a time leaves the others to carry
+    its traffic (two drained together could leave a small pool with no capacity)."""
+    return ([pool_lock_name(host.pool)] if host.pool else []) + [ne_lock_name(host.name)]
+
+
 def ensure_ne_limits(names: list[str]) -> None:
-    """One global concurrency limit of 1 per NE (created once, kept)."""
+    """One global concurrency limit of 1 per NE and per pool (created once, kept)."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists
 
     with get_client(sync_client=True) as client:
-        existing = {lim.name for lim in client.read_global_concurrency_limits(limit=10_000)}
+        existing: set[str] = set()
+        while True:  # the API pages at 200
+            page = client.read_global_concurrency_limits(limit=200, offset=len(existing))
+            existing |= {lim.name for lim in page}
+            if len(page) < 200:
+                break
         for name in names:
-            if ne_lock_name(name) in existing:
+            if name in existing:
                 continue
             try:
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=ne_lock_name(name), limit=1))
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
             except ObjectAlreadyExists:
                 pass
 
 
+def pick_model(models: list, host, *, resuming: bool):
+    """The first model that targets this NE, or (None, why none does).
+
+    An NE this campaign already touched is matched on type only: after a crash mid-
+    activation it may already run the target version and still need finishing.
+    """
+    from changeline.models.compile import eligibility
+
+    reasons = []
+    for model_obj in models:
+        if resuming and host.ne_type in model_obj.ne_types:
+            return model_obj, None
+        why = eligibility(model_obj, host)
+        if why is None:
+            return model_obj, None
+        reasons.append(why if len(models) == 1 else f"{model_obj.name}: {why}")
+    return None, "; ".join(reasons)
+
+
 @flow(name="campaign", flow_run_name="{campaign_id}", persist_result=False)
-def campaign(model: str, inventory: str, targets: str = "all", campaign_id: str = "",
+def campaign(models: list[str], inventory: str, targets: str = "all", campaign_id: str = "",
              params: dict[str, Any] | None = None, on_anomaly: str | None = None,
              window_minutes: float | None = None, window_end: datetime | None = None,
              concurrency_cap: int | None = None, pause_timeout_s: int = 3600,
              lock_wait_s: float = 30.0) -> dict[str, Any]:
-    """Run a model over the selected NEs. Re-running with the same campaign_id resumes it."""
-    from changeline.models.compile import compile_for_host, eligibility, load_model, plan_waves
+    """Run models over the selected NEs; each NE gets the first model that targets it.
+
+    The first model's campaign policy (waves, concurrency, failure budget) governs the
+    campaign. Re-running with the same campaign_id resumes it.
+    """
+    from changeline.models.compile import compile_for_host, load_model, plan_waves
 
     logger = get_run_logger()
     started = datetime.now(timezone.utc)
     campaign_id = campaign_id or f"c-{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     if window_end is None:
         window_end = policy.window_end_from(started, window_minutes)
-    model_obj = load_model(model)
+    model_objs = [load_model(m) for m in models]
+    primary = model_objs[0].campaign
     inv = load_inventory(inventory)
     hosts = inv.select(targets)
     if not hosts:
         raise ChangelineError(f"selector '{targets}' matches no NE in {inventory}")
     journal = stores.journal()
     journal.record_campaign(campaign_id, {
-        "model": model, "inventory": inventory, "targets": targets, "params": params or {},
+        "models": models, "inventory": inventory, "targets": targets, "params": params or {},
         "on_anomaly": on_anomaly, "window_end": window_end.isoformat() if window_end else None,
         "concurrency_cap": concurrency_cap, "pause_timeout_s": pause_timeout_s})
     previous = journal.ne_statuses(campaign_id)
     outcomes: dict[str, dict[str, Any]] = {}
-    eligible = []
+    chosen: dict[str, Any] = {}
     for host in hosts:
         earlier = previous.get(host.name)
         if earlier and earlier[0] in (policy.DONE, policy.ROLLED_BACK):
             outcomes[host.name] = {"ne": host.name, "ne_type": host.ne_type, "status": earlier[0],
                                    "reason": f"{earlier[1]} (earlier run of this campaign)", "resumed": True}
             continue
-        # An NE this campaign already touched is resumed even if it no longer looks eligible
-        # (e.g. it is already on the target version after a crash mid-activation).
-        why_not = None if earlier else eligibility(model_obj, host)
-        if why_not:
-            outcomes[host.name] = {"ne": host.name, "ne_type": host.ne_type, "status": policy.INELIGIBLE,
-                                   "reason": why_not}
+        touched = bool(earlier) and earlier[0] not in (policy.INELIGIBLE, policy.DEFERRED, policy.SKIPPED)
+        model_obj, why_not = pick_model(model_objs, host, resuming=touched)
+        if model_obj is None:
+            outcomes[host.name] = _untouched(host, policy.INELIGIBLE, why_not)
             journal.set_ne_status(campaign_id, host.name, policy.INELIGIBLE, why_not)
         else:
-            eligible.append(host)
-    waves = plan_waves(model_obj, eligible)
-    cap = concurrency_cap or getattr(model_obj.campaign, "concurrency", None) or 10
+            chosen[host.name] = model_obj
+    eligible = [h for h in hosts if h.name in chosen]
+    waves = plan_waves(model_objs[0], eligible)
+    cap = concurrency_cap or primary.concurrency or 1
     board = progress.Board(campaign_id, [h.name for h in hosts], outcomes)
     board.publish()
     if eligible:
-        ensure_ne_limits([h.name for h in eligible])
-    verify, restart_timeout = rollback_settings(model_obj)
+        ensure_ne_limits(sorted({name for h in eligible for name in lock_names(h)}))
     stop_reason: str | None = None
     attempted = failures = 0
     for wave in waves:
@@ -108,23 +146,30 @@ def campaign(model: str, inventory: str, targets: str = "all", campaign_id: str 
         logger.info("wave %s: %d NE(s), concurrency %d", wave.name, len(wave.hosts), cap)
 
         def one(host):
-            plan = compile_for_host(model_obj, host, params or {})
-            fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
-                                    estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
-                                    scale=time_scale(host))
-            if not fit.fits:
-                journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
-                return _untouched(host, policy.DEFERRED, f"deferred to the next window: {fit.reason}")
-            try:
-                with concurrency(ne_lock_name(host.name), occupy=1, strict=True, timeout_seconds=lock_wait_s,
-                                 lease_duration=60):
-                    board.running(host.name)
-                    return _run_ne(plan, host, campaign_id, on_anomaly, pause_timeout_s, verify, restart_timeout)
-            except TimeoutError:
-                return _untouched(host, policy.SKIPPED,
-                                  f"another run holds {host.name} (waited {lock_wait_s:.0f} s); not touched")
+            plan = compile_for_host(chosen[host.name], host, params or {}, on_anomaly=on_anomaly)
+            # Pool first (waiting as long as a peer's upgrade takes), then the NE itself with a
+            # bounded wait: one order everywhere, so two campaigns cannot deadlock.
+            with ExitStack() as held:
+                if host.pool:
+                    held.enter_context(concurrency(pool_lock_name(host.pool), occupy=1, strict=True, lease_duration=60))
+                try:
+                    held.enter_context(concurrency(ne_lock_name(host.name), occupy=1, strict=True,
+                                                   timeout_seconds=lock_wait_s, lease_duration=60))
+                except TimeoutError:
+                    return _untouched(host, policy.SKIPPED,
+                                      f"another run holds {host.name} (waited {lock_wait_s:.0f} s); not touched")
+                # The window is checked once the NE is ours: waiting for a pool peer uses it up.
+                fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
+                                        estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
+                                        scale=time_scale(host))
+                if not fit.fits:
+                    journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
+                    return _untouched(host, policy.DEFERRED, f"deferred to the next window: {fit.reason}")
+                board.running(host.name)
+                return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
+                                         pause_timeout_s=pause_timeout_s)
 
-        with ThreadPoolExecutor(max_workers=min(cap, len(wave.hosts)), thread_name_prefix="ne") as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(cap, len(wave.hosts))), thread_name_prefix="ne") as pool:
             # Each NE's subflow runs in a worker thread with a copy of this flow's context,
             # so Prefect records it as a child of the campaign run.
             futures = {pool.submit(contextvars.copy_context().run, one, h): h for h in wave.hosts}
@@ -136,21 +181,12 @@ def campaign(model: str, inventory: str, targets: str = "all", campaign_id: str 
                 board.update(outcomes)
         attempted += sum(1 for h in wave.hosts if outcomes[h.name]["status"] not in (policy.DEFERRED, policy.SKIPPED))
         failures += sum(1 for h in wave.hosts if outcomes[h.name]["status"] in policy.FAILURE_STATES)
-        stop_reason = policy.failure_budget_exceeded(
-            failures, attempted, max_failures=getattr(model_obj.campaign, "max_failures", None),
-            max_failure_percent=getattr(model_obj.campaign, "max_failure_percent", None))
+        stop_reason = primary.breached(failures, attempted)
         if stop_reason:
             logger.error("campaign stopped after wave %s: %s", wave.name, stop_reason)
-    summary = progress.summarize(campaign_id, model_obj, outcomes, started, stop_reason, window_end)
+    summary = progress.summarize(campaign_id, model_objs[0], outcomes, started, stop_reason, window_end)
     board.finish(summary)
     return summary
-
-
-def _run_ne(plan, host, campaign_id, on_anomaly, pause_timeout_s, verify, restart_timeout) -> dict[str, Any]:
-    from changeline.flows.ne_flow import ne_change_subflow
-
-    return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id, on_anomaly=on_anomaly,
-                             pause_timeout_s=pause_timeout_s, verify=verify, restart_timeout=restart_timeout)
 
 
 def _untouched(host, status: str, reason: str) -> dict[str, Any]:

@@ -62,14 +62,21 @@ def _watch(campaign_id: str, names: list[str], stop: threading.Event) -> None:
         bar.update(task, completed=sum(1 for n in names if states.get(n, ("",))[0] in policy.FINAL_STATES), detail="")
 
 
-def run_campaign(*, model: str, inventory: str, targets: str, campaign_id: str, params: dict, on_anomaly: str | None,
+def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id: str, params: dict, on_anomaly: str | None,
                  window_minutes: float | None, window_end: datetime | None, concurrency: int | None,
                  pause_timeout_s: int, quiet: bool = False) -> dict:
     from changeline.devices.inventory import load_inventory
     from changeline.flows.campaign import campaign
     from changeline.models.compile import load_model
 
-    load_model(model)  # bad input fails here, before a server or an NE is touched
+    problems = []
+    for model in models:  # bad input fails here, all of it at once, before a server or an NE is touched
+        try:
+            load_model(model)
+        except InputError as err:
+            problems += err.problems
+    if problems:
+        raise InputError(problems)
     names = [h.name for h in load_inventory(inventory).select(targets)]
     api = ensure_server()
     typer.echo(f"Prefect UI: {ui_url(api)}")
@@ -80,9 +87,10 @@ def run_campaign(*, model: str, inventory: str, targets: str, campaign_id: str, 
         watcher = threading.Thread(target=_watch, args=(campaign_id, names, stop), daemon=True)
         watcher.start()
     try:
-        state = campaign(model=model, inventory=inventory, targets=targets, campaign_id=campaign_id, params=params,
-                         on_anomaly=on_anomaly, window_minutes=window_minutes, window_end=window_end,
-                         concurrency_cap=concurrency, pause_timeout_s=pause_timeout_s, return_state=True)
+        state = campaign(models=[str(Path(m).resolve()) for m in models], inventory=str(Path(inventory).resolve()),
+                         targets=targets, campaign_id=campaign_id, params=params, on_anomaly=on_anomaly,
+                         window_minutes=window_minutes, window_end=window_end, concurrency_cap=concurrency,
+                         pause_timeout_s=pause_timeout_s, return_state=True)
     finally:
         stop.set()
         if watcher:
@@ -103,7 +111,7 @@ def print_summary(summary: dict) -> None:
 
 
 def run(
-    model: str = typer.Argument(..., help="model file (YAML)"),
+    models: list[str] = typer.Argument(..., help="model file(s); each NE gets the first model that targets it"),
     inventory: str = typer.Option(..., "--inventory", "-i", help="inventory file"),
     targets: str = typer.Option("all", "--targets", "-t", help="selector, e.g. 'type=AMF,SMF', 'amf-*', 'tag=canary'"),
     window_minutes: Optional[float] = typer.Option(None, "--window", help="change window length in minutes from now"),
@@ -115,12 +123,13 @@ def run(
     pause_timeout: int = typer.Option(3600, "--pause-timeout", help="seconds an anomaly waits for an operator"),
 ) -> None:
     """Run a campaign now; exit 0 only if every targeted NE reached its target."""
-    _check_file(model, "MODEL")
+    for model in models:
+        _check_file(model, "MODEL")
     _check_file(inventory, "--inventory")
     if on_anomaly and on_anomaly not in policy.ANOMALY_POLICIES:
         raise InputError(Problem("<command line>", 0, 0, "--on-anomaly",
                                  f"'{on_anomaly}' is not one of {', '.join(policy.ANOMALY_POLICIES)}"))
-    summary = run_campaign(model=model, inventory=inventory, targets=targets, campaign_id=campaign_id,
+    summary = run_campaign(models=models, inventory=inventory, targets=targets, campaign_id=campaign_id,
                            params=parse_params(param), on_anomaly=on_anomaly, window_minutes=window_minutes,
                            window_end=parse_window_end(window_end), concurrency=concurrency,
                            pause_timeout_s=pause_timeout)
@@ -134,7 +143,7 @@ def resume(campaign_id: str = typer.Argument(..., help="the campaign id to resum
     if args is None:
         raise InputError(Problem("<command line>", 0, 0, "CAMPAIGN_ID", f"no campaign '{campaign_id}' in the journal "
                                  f"({stores.journal().path})"))
-    summary = run_campaign(model=args["model"], inventory=args["inventory"], targets=args["targets"],
+    summary = run_campaign(models=args["models"], inventory=args["inventory"], targets=args["targets"],
                            campaign_id=campaign_id, params=args.get("params") or {}, on_anomaly=args.get("on_anomaly"),
                            window_minutes=None, window_end=parse_window_end(args.get("window_end")),
                            concurrency=args.get("concurrency_cap"), pause_timeout_s=args.get("pause_timeout_s") or 3600)
@@ -185,7 +194,7 @@ def serve(
     api = ensure_server(port)
     defaults = {}
     if model and inventory:
-        defaults = {"model": str(Path(model).resolve()), "inventory": str(Path(inventory).resolve()),
+        defaults = {"models": [str(Path(model).resolve())], "inventory": str(Path(inventory).resolve()),
                     "targets": targets, "window_minutes": window_minutes}
     schedules = [Cron(cron, timezone=timezone_name)] if cron else None
     if cron and not defaults:

@@ -78,11 +78,11 @@ def atom_step(atom: str, args: dict[str, Any], ctx: AtomContext) -> dict[str, An
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, task_run_name="rollback")
-def rollback_step(ctx: AtomContext, verify_scenarios: list[str], restart_timeout_s: float) -> dict[str, Any]:
-    """Undo the journaled steps newest first, then restore-and-verify against the backup."""
-    undone = [r.to_dict() for r in runner.undo_run(ctx)]
-    verified = runner.execute("rollback", ctx, {"verify_scenarios": verify_scenarios,
-                                                "restart_timeout_s": restart_timeout_s})
+def rollback_step(ctx: AtomContext, strategy: str, verify_args: dict[str, Any]) -> dict[str, Any]:
+    """Undo the journaled steps newest first (strategy `journal`), then restore-and-verify
+    against the backup with the `rollback` atom."""
+    undone = [r.to_dict() for r in runner.undo_run(ctx)] if strategy == "journal" else []
+    verified = runner.execute("rollback", ctx, verify_args)
     return {"undone": undone, "verified": verified.to_dict()}
 
 
@@ -112,15 +112,13 @@ def _anomaly_form(outcome: NEOutcome, step_name: str, reason: str, evidence: dic
             f"Evidence:\n```json\n{shown}\n```")
 
 
-def execute_plan(plan, host: Host, campaign_id: str, *, on_anomaly: str | None = None,
-                 pause_timeout_s: int = 3600, rollback_verify: list[str] | None = None,
-                 rollback_restart_timeout_s: float = 900) -> NEOutcome:
-    """Run an NEPlan step by step with the anomaly policy; usable inside any flow."""
+def execute_plan(plan, host: Host, campaign_id: str, *, pause_timeout_s: int = 3600) -> NEOutcome:
+    """Run an NEPlan step by step; a failed step follows its compiled `on_failure` policy."""
     logger = get_run_logger()
     journal = stores.journal()
     ctx = make_context(host, campaign_id, logger.info)
     outcome = NEOutcome(ne=host.name, ne_type=host.ne_type, campaign_id=campaign_id,
-                        from_version=host.software_version, to_version=getattr(plan, "to_version", "") or "",
+                        from_version=plan.from_version or host.software_version, to_version=plan.to_version or "",
                         started_at=time.time())
     journal.set_ne_status(campaign_id, host.name, "running", "")
     finished_before = {name for name, (status, _) in journal.step_records(campaign_id, host.name).items()
@@ -153,7 +151,7 @@ def execute_plan(plan, host: Host, campaign_id: str, *, on_anomaly: str | None =
                                              step.manual_minutes, step.estimate_s))
             journal.record_step(campaign_id, host.name, step.name, "failed", {"reason": reason})
             changed = bool(journal.to_undo(campaign_id, host.name))
-            action = policy.anomaly_action(step.on_failure, on_anomaly, changed_anything=changed)
+            action = policy.anomaly_action(step.on_failure, changed_anything=changed)
             anomaly = {"step": step.name, "atom": step.atom, "gate": step.gate, "reason": reason,
                        "policy": action, "at": time.time()}
             outcome.anomalies.append(anomaly)
@@ -165,8 +163,7 @@ def execute_plan(plan, host: Host, campaign_id: str, *, on_anomaly: str | None =
             if action == "abort":
                 outcome.status, outcome.reason = policy.FAILED, f"{step.name}: {reason}"
                 break
-            outcome.status = _roll_back(ctx, outcome, rollback_verify or [], rollback_restart_timeout_s,
-                                        cause=f"{step.name}: {reason}")
+            outcome.status = _roll_back(ctx, outcome, plan, cause=f"{step.name}: {reason}")
             break
         else:
             outcome.status = policy.DONE
@@ -201,10 +198,12 @@ def _ask_operator(outcome: NEOutcome, step_name: str, reason: str, evidence: dic
     return action
 
 
-def _roll_back(ctx: AtomContext, outcome: NEOutcome, verify: list[str], restart_timeout_s: float, *, cause: str) -> str:
+def _roll_back(ctx: AtomContext, outcome: NEOutcome, plan, *, cause: str) -> str:
     ctx.step = "rollback"
     ctx.session.reconnect()
-    state = rollback_step(quote(ctx), verify, restart_timeout_s, return_state=True)
+    strategy = plan.rollback.strategy if plan.rollback else "journal"
+    verify_args = dict(plan.rollback.verify.args) if plan.rollback else {}
+    state = rollback_step(quote(ctx), strategy, verify_args, return_state=True)
     if state.is_completed():
         outcome.rollback = {"ok": True, **state.result()}
         outcome.reason = f"rolled back after {cause}"
@@ -227,29 +226,14 @@ def ne_change(model: str, inventory: str, ne: str, campaign_id: str, params: dic
     """Change one NE with a model. Self-contained parameters, so it also runs as a deployment on a worker."""
     from changeline.models.compile import compile_for_host, load_model
 
-    model_obj = load_model(model)
     host = load_inventory(inventory).hosts.get(ne)
     if host is None:
         raise ChangelineError(f"NE {ne} is not in {inventory}")
-    plan = compile_for_host(model_obj, host, params or {})
-    verify, restart_timeout = rollback_settings(model_obj)
-    return execute_plan(plan, host, campaign_id, on_anomaly=on_anomaly, pause_timeout_s=pause_timeout_s,
-                        rollback_verify=verify, rollback_restart_timeout_s=restart_timeout).to_dict()
-
-
-def rollback_settings(model_obj) -> tuple[list[str], float]:
-    """(dial-test scenarios that prove a rollback, restart timeout) from the model's rollback section."""
-    rb = getattr(model_obj, "rollback", None) or {}
-    if not isinstance(rb, dict):
-        rb = getattr(rb, "__dict__", {})
-    verify = rb.get("verify") or {}
-    scenarios = verify.get("scenarios", []) if isinstance(verify, dict) else list(getattr(verify, "scenarios", []))
-    return list(scenarios), float(rb.get("restart_timeout_s", 900))
+    plan = compile_for_host(load_model(model), host, params or {}, on_anomaly=on_anomaly)
+    return execute_plan(plan, host, campaign_id, pause_timeout_s=pause_timeout_s).to_dict()
 
 
 @flow(name="ne-change", flow_run_name="{ne}", persist_result=False, validate_parameters=False)
-def ne_change_subflow(*, ne: str = "", plan, host: Host, campaign_id: str, on_anomaly: str | None,
-                      pause_timeout_s: int, verify: list[str], restart_timeout: float) -> dict[str, Any]:
+def ne_change_subflow(*, ne: str = "", plan, host: Host, campaign_id: str, pause_timeout_s: int) -> dict[str, Any]:
     """The per-NE flow as the campaign calls it in-process, with the plan already compiled."""
-    return execute_plan(plan, host, campaign_id, on_anomaly=on_anomaly, pause_timeout_s=pause_timeout_s,
-                        rollback_verify=verify, rollback_restart_timeout_s=restart_timeout).to_dict()
+    return execute_plan(plan, host, campaign_id, pause_timeout_s=pause_timeout_s).to_dict()

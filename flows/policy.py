@@ -15,13 +15,11 @@ FINAL_STATES = (DONE, ROLLED_BACK, ROLLBACK_FAILED, FAILED, DEFERRED, SKIPPED, I
 FAILURE_STATES = (ROLLED_BACK, ROLLBACK_FAILED, FAILED)
 
 
-def anomaly_action(step_policy: str | None, campaign_policy: str | None, *, changed_anything: bool) -> str:
-    """What to do when a step or gate fails.
-
-    The step's own policy wins over the campaign's; a failure before anything on the
-    NE changed needs no rollback, so it becomes a plain abort of this NE.
-    """
-    policy = step_policy or campaign_policy or "rollback"
+def anomaly_action(step_policy: str | None, *, changed_anything: bool) -> str:
+    """What to do when a step or gate fails (its policy is compiled from the model and any
+    `--on-anomaly` override). A failure before anything on the NE changed needs no
+    rollback, so it becomes a plain abort of this NE."""
+    policy = step_policy or "rollback"
     if policy not in ANOMALY_POLICIES:
         raise ValueError(f"unknown anomaly policy {policy!r}")
     if policy == "rollback" and not changed_anything:
@@ -49,17 +47,6 @@ def window_fit(*, now: datetime, window_end: datetime | None, estimate_s: float,
     return WindowFit(False, needed, left,
                      f"window ends in {max(left, 0):.0f} s; this NE needs {needed:.0f} s "
                      f"({estimate_s * scale:.0f} s change + {rollback_s * scale:.0f} s worst-case rollback)")
-
-
-def failure_budget_exceeded(failures: int, attempted: int, *, max_failures: int | None,
-                            max_failure_percent: float | None) -> str | None:
-    """Reason to stop the campaign, or None to go on."""
-    if max_failures is not None and failures > max_failures:
-        return f"{failures} NE(s) failed, more than the model allows ({max_failures})"
-    if max_failure_percent is not None and attempted and 100.0 * failures / attempted > max_failure_percent:
-        return (f"{failures} of {attempted} NE(s) failed ({100.0 * failures / attempted:.0f}%), "
-                f"more than the model allows ({max_failure_percent:g}%)")
-    return None
 
 
 def window_end_from(start: datetime, minutes: float | None) -> datetime | None:

@@ -92,10 +92,9 @@ def summarize(campaign_id: str, model_obj, outcomes: dict[str, dict[str, Any]], 
     for out in outcomes.values():
         counts[out["status"]] = counts.get(out["status"], 0) + 1
     targeted = [o for o in outcomes.values() if o["status"] != policy.INELIGIBLE]
-    meta = getattr(model_obj, "metadata", None)
     summary = {
         "campaign_id": campaign_id,
-        "model": getattr(meta, "name", ""), "model_version": getattr(meta, "version", ""),
+        "model": model_obj.name, "model_version": model_obj.version,
         "started_at": started.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
         "window_end": window_end.isoformat() if window_end else None,
         "counts": counts, "stop_reason": stop_reason,

@@ -1,4 +1,5 @@
-"""A real standalone Prefect server for tests (SQLite in a temp PREFECT_HOME)."""
+"""A real standalone Prefect server for tests (SQLite in a temp PREFECT_HOME), on the port
+tests/conftest.py reserved before Prefect was imported."""
 
 from __future__ import annotations
 
@@ -10,15 +11,13 @@ import time
 import urllib.request
 from pathlib import Path
 
-from tests.simfixture import free_port
-
 
 def start_prefect_server() -> tuple[subprocess.Popen, str, Path]:
-    home = Path(tempfile.mkdtemp(prefix="changeline-prefect-"))
-    port = free_port()
+    home = Path(tempfile.mkdtemp(prefix="changeline-prefect-server-"))
+    port = int(os.environ["CHANGELINE_TEST_PREFECT_PORT"])
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "PREFECT_UI_API_URL": api}
+           "PREFECT_UI_API_URL": api, "PREFECT_LOGGING_LEVEL": "WARNING"}
     env.pop("PREFECT_API_URL", None)
     log = open(home / "server.log", "wb")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("prefect")), "server", "start", "--host", "127.0.0.1",
