@@ -151,10 +151,11 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             # bounded wait: one order everywhere, so two campaigns cannot deadlock.
             with ExitStack() as held:
                 if host.pool:
-                    held.enter_context(concurrency(pool_lock_name(host.pool), occupy=1, strict=True, lease_duration=60))
+                    held.enter_context(concurrency(pool_lock_name(host.pool), occupy=1, strict=True,
+                                                   lease_duration=policy.LOCK_LEASE_S))
                 try:
                     held.enter_context(concurrency(ne_lock_name(host.name), occupy=1, strict=True,
-                                                   timeout_seconds=lock_wait_s, lease_duration=60))
+                                                   timeout_seconds=lock_wait_s, lease_duration=policy.LOCK_LEASE_S))
                 except TimeoutError:
                     return _untouched(host, policy.SKIPPED,
                                       f"another run holds {host.name} (waited {lock_wait_s:.0f} s); not touched")

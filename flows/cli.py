@@ -64,7 +64,7 @@ def _watch(campaign_id: str, names: list[str], stop: threading.Event) -> None:
 
 def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id: str, params: dict, on_anomaly: str | None,
                  window_minutes: float | None, window_end: datetime | None, concurrency: int | None,
-                 pause_timeout_s: int, quiet: bool = False) -> dict:
+                 pause_timeout_s: int, lock_wait_s: float = 30.0, quiet: bool = False) -> dict:
     from changeline.devices.inventory import load_inventory
     from changeline.flows.campaign import campaign
     from changeline.models.compile import load_model
@@ -90,7 +90,7 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
         state = campaign(models=[str(Path(m).resolve()) for m in models], inventory=str(Path(inventory).resolve()),
                          targets=targets, campaign_id=campaign_id, params=params, on_anomaly=on_anomaly,
                          window_minutes=window_minutes, window_end=window_end, concurrency_cap=concurrency,
-                         pause_timeout_s=pause_timeout_s, return_state=True)
+                         pause_timeout_s=pause_timeout_s, lock_wait_s=lock_wait_s, return_state=True)
     finally:
         stop.set()
         if watcher:
@@ -146,7 +146,8 @@ def resume(campaign_id: str = typer.Argument(..., help="the campaign id to resum
     summary = run_campaign(models=args["models"], inventory=args["inventory"], targets=args["targets"],
                            campaign_id=campaign_id, params=args.get("params") or {}, on_anomaly=args.get("on_anomaly"),
                            window_minutes=None, window_end=parse_window_end(args.get("window_end")),
-                           concurrency=args.get("concurrency_cap"), pause_timeout_s=args.get("pause_timeout_s") or 3600)
+                           concurrency=args.get("concurrency_cap"), pause_timeout_s=args.get("pause_timeout_s") or 3600,
+                           lock_wait_s=policy.LOCK_LEASE_S * 3)
     print_summary(summary)
     raise typer.Exit(0 if summary["all_reached_target"] else 1)
 

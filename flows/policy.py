@@ -7,6 +7,10 @@ from datetime import datetime, timedelta
 
 ANOMALY_POLICIES = ("rollback", "pause", "continue", "abort")
 
+# A crashed engine's NE and pool slots are freed when their lease runs out; a resume
+# waits longer than this for an NE, so it picks up the NEs its dead predecessor held.
+LOCK_LEASE_S = 60.0  # the Prefect server refuses shorter leases
+
 # Final states of one NE in a campaign, as the operator sees them.
 DONE, ROLLED_BACK, ROLLBACK_FAILED, FAILED, DEFERRED, SKIPPED, INELIGIBLE = (
     "done", "rolled-back", "rollback-failed", "failed", "deferred", "skipped", "ineligible")

@@ -59,6 +59,7 @@ def ne_summary(host: SimHost, ne: SimulatedNE) -> dict[str, Any]:
         "pool": ne.pool.name if ne.pool else None,
         "drained": bool(ne.pool and ne.pool.members[ne.name].drained),
         "faults": [f.kind for f in ne.faults],
+        "restarts": ne.restarts,
     }
 
 

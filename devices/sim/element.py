@@ -90,6 +90,7 @@ class SimulatedNE:
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._ssh_connections: set[asyncssh.SSHServerConnection] = set()
         self._restart: asyncio.Task | None = None
+        self.restarts = 0  # evidence for tests: an activation must restart the NE exactly once
         self._cdr_writes: set[asyncio.TimerHandle] = set()
         self.engine = NetconfEngine(config=config_root(name, profile.ne_type, profile.config),
                                     state_provider=lambda: [state_element(self.status())],
@@ -162,6 +163,7 @@ class SimulatedNE:
     async def _restart_on(self, version: str) -> None:
         await asyncio.sleep(RESTART_GRACE_S)
         self.state = "restarting"
+        self.restarts += 1
         await self._go_down()
         logger.info("%s restarting on %s", self.name, version)
         await self.clock.sleep(self.profile.delays.restart)
