@@ -1,0 +1,59 @@
+"""One-click rollback: the rollback flow directly, and as the served deployment an operator
+starts from the Prefect UI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+from changeline.flows import stores
+from changeline.flows.campaign import campaign
+from changeline.flows.rollback_flow import rollback
+from tests.flows.conftest import UPGRADE_MODELS
+from tests.flows.test_campaign import _state
+
+
+def _upgrade(sim, image_repo, targets: str, campaign_id: str) -> None:
+    summary = campaign(models=UPGRADE_MODELS, inventory=str(sim.inventory_path), targets=targets,
+                       campaign_id=campaign_id, params={"image_repo": str(image_repo)})
+    assert summary["all_reached_target"], summary["nes"]
+
+
+def test_rollback_flow_restores_a_finished_campaign(prefect_api, line_home, flow_sim, image_repo):
+    _, config_before = _state(flow_sim, "upf-14")
+    _upgrade(flow_sim, image_repo, "upf-14", "rb-source")
+    assert _state(flow_sim, "upf-14")[0].running_version == "1.3.0"
+    result = rollback(inventory=str(flow_sim.inventory_path), campaign_id="rb-source", verify_scenarios=["pdu-session"])
+    assert result["upf-14"]["status"] == "rolled-back"
+    state, config_after = _state(flow_sim, "upf-14")
+    assert state.running_version == "1.2.0" and config_after == config_before
+    assert stores.journal().ne_statuses("rb-source")["upf-14"][0] == "rolled-back"
+    undone = [e.status for e in stores.journal().entries("rb-source", "upf-14") if e.undo is not None]
+    assert undone and set(undone) == {"undone"}
+
+
+def test_rollback_deployment_started_like_the_ui_does(prefect_api, line_home, flow_sim, image_repo):
+    from prefect.deployments import run_deployment
+
+    _upgrade(flow_sim, image_repo, "amf-12", "rb-ui")
+    served = subprocess.Popen([sys.executable, "-m", "changeline.cli", "serve", "--model", UPGRADE_MODELS[0],
+                               "--inventory", str(flow_sim.inventory_path)], env=os.environ.copy(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                # By NE name only: the flow finds the NE's latest campaign in the journal.
+                run = run_deployment("rollback/one-click", parameters={"nes": ["amf-12"]}, timeout=240)
+                break
+            except Exception as err:  # the deployment is not registered yet
+                assert served.poll() is None, served.stdout.read().decode()[-3000:]
+                assert time.monotonic() < deadline, f"deployment never appeared: {err}"
+                time.sleep(1)
+        assert run.state.is_completed(), run.state
+        assert _state(flow_sim, "amf-12")[0].running_version == "1.2.0"
+    finally:
+        os.killpg(served.pid, 15)
+        served.wait(30)
