@@ -24,6 +24,7 @@ app = typer.Typer(
 def _mount_subcommands() -> None:
     # Imported lazily so `changeline --help` stays fast and one broken area
     # cannot take the whole command down at import time.
+    from changeline.demo import demo
     from changeline.devices.sim.cli import app as sim_app
     from changeline.flows import cli as flows_cli
 
@@ -39,6 +40,7 @@ def _mount_subcommands() -> None:
     app.command("rollback")(flows_cli.rollback)
     app.command("serve")(flows_cli.serve)
     app.command("report")(report)
+    app.command("demo")(demo)
 
 
 def report_error(err: ChangelineError) -> None:

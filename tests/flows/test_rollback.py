@@ -39,7 +39,8 @@ def test_rollback_deployment_started_like_the_ui_does(prefect_api, line_home, fl
 
     _upgrade(flow_sim, image_repo, "amf-12", "rb-ui")
     served = subprocess.Popen([sys.executable, "-m", "changeline.cli", "serve", "--model", UPGRADE_MODELS[0],
-                               "--inventory", str(flow_sim.inventory_path)], env=os.environ.copy(),
+                               "--inventory", str(flow_sim.inventory_path), "--cron", "0 2 * * 6",
+                               "--timezone", "Asia/Shanghai", "--window", "240"], env=os.environ.copy(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 120
@@ -54,6 +55,14 @@ def test_rollback_deployment_started_like_the_ui_does(prefect_api, line_home, fl
                 time.sleep(1)
         assert run.state.is_completed(), run.state
         assert _state(flow_sim, "amf-12")[0].running_version == "1.2.0"
+        # The campaign deployment carries the change window: a Saturday 02:00 Shanghai cron, 240 minutes.
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name("campaign/campaign")
+        cron = deployment.schedules[0].schedule
+        assert (cron.cron, cron.timezone) == ("0 2 * * 6", "Asia/Shanghai")
+        assert deployment.parameters["window_minutes"] == 240
     finally:
         os.killpg(served.pid, 15)
         served.wait(30)

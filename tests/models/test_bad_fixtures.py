@@ -53,7 +53,7 @@ def test_cli_validate_prints_every_problem_of_every_file_and_exits_1():
 def test_cli_validate_a_missing_file():
     result = run_cli("models", "validate", "no/such/model.yaml")
     assert result.returncode == 1
-    assert result.stderr.splitlines()[0] == "no/such/model.yaml:0:0: file not found"
+    assert result.stderr.splitlines()[0] == "no/such/model.yaml: file not found"
     assert "Traceback" not in result.stderr
 
 

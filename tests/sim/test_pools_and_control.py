@@ -70,7 +70,7 @@ def test_control_reads_nes_and_pools(sim, tmp_path):
     assert summary["amf-1"] | {"faults": []} == {
         "name": "amf-1", "type": "AMF", "domain": "5gc", "status": "up", "version": "1.2.0",
         "previous_version": None, "address": address, "netconf_port": netconf_port, "ssh_port": ssh_port,
-        "pool": "amf-pool-1", "drained": False, "faults": []}
+        "pool": "amf-pool-1", "drained": False, "faults": [], "restarts": 0}
     with sim.netconf("amf-1"):
         detail = sim.control.ne("amf-1")
         assert detail["sessions"]["netconf"] == 1

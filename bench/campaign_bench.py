@@ -1,0 +1,475 @@
+"""Campaign time against the device-time limit and an engine-less baseline.
+
+One invocation measures, on the same machine minutes apart, so the ratios are fair:
+
+1. baseline: the compiled per-NE steps (`compile_for_host`, then `runner.execute` per
+   step) in a plain ThreadPoolExecutor(C), no Prefect; same waves, same pool exclusivity,
+   same device sessions, journal and backup stores (bench/engine.py);
+2. campaign: the changeline campaign flow on a fresh standalone Prefect server;
+3. limit: the device time on the critical path, computed from the simulator profiles'
+   delays x speed and the model's waves at concurrency C (formula: bench/limit.py).
+
+Each of 1 and 2 gets a fresh simulator (`python -m changeline.devices.sim --count N`: the
+six NE types round-robin, pools of two per type, on a loopback range and control port of
+its own) and a fresh CHANGELINE_HOME; 2 also a fresh Prefect server (SQLite in its own
+PREFECT_HOME unless PREFECT_API_DATABASE_CONNECTION_URL is set). The engine of each part
+runs in its own process, whose CPU and memory are measured; RSS of the engine, the
+server and the simulator (process trees) is sampled every 0.5 s.
+
+    .venv/bin/python bench/campaign_bench.py --nes 200 --concurrency 50 [--speed 0.05] [--profile]
+
+Prints the result JSON (also written to bench/results/) and, last, a one-line summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make `bench` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import limit as limit_mod  # noqa: E402
+from bench.procs import (  # noqa: E402
+    REPO,
+    Sampler,
+    recorded_runs,
+    start_prefect_server,
+    start_simulator,
+    stop_process,
+)
+
+ALL_TYPES = "AMF,SMF,UPF,NRF,P-CSCF,S-CSCF"
+MODELS = sorted(str(p) for p in (REPO / "models" / "library").glob("*/1.3/*-upgrade.yaml"))
+TO_VERSION = "1.3.0"
+# The install RPC waits for the NE's install delay inside one NETCONF reply, bounded by the
+# inventory's 30 s RPC timeout: UPF installs for 360 realistic seconds, so speed <= 30/360.
+MAX_SPEED = 30 / 360
+MIB = 2 ** 20
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nes", type=int, default=50, help="number of simulated NEs (default 50)")
+    parser.add_argument("--concurrency", type=int, default=50, help="NEs changed at once, C (default 50)")
+    parser.add_argument("--speed", type=float, default=0.05,
+                        help="simulator speed factor: device delays x SPEED real seconds (default 0.05)")
+    parser.add_argument("--image-kb", type=int, default=1024, help="software image payload in KiB (default 1024)")
+    parser.add_argument("--types", default=ALL_TYPES, help=f"NE types, round-robin (default {ALL_TYPES})")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results")
+    parser.add_argument("--profile", action="store_true",
+                        help="sample the campaign engine with py-spy; top frames go into the JSON")
+    parser.add_argument("--only", choices=("campaign", "baseline"),
+                        help="run one part only (for iterating on one side; ratios are then missing)")
+    parser.add_argument("--record-timeout", type=float, default=900.0,
+                        help="seconds to wait after the campaign for the server to record every task run")
+    parser.add_argument("--keep", action="store_true", help="keep simulator state and CHANGELINE_HOME dirs")
+    args = parser.parse_args(argv)
+    if args.nes < 1 or args.concurrency < 1:
+        parser.error("--nes and --concurrency must be at least 1")
+    if not 0 < args.speed <= MAX_SPEED:
+        parser.error(f"--speed must be in (0, {MAX_SPEED:.3f}]: the slowest install must fit the 30 s RPC timeout")
+    return args
+
+
+# --- the limit ------------------------------------------------------------------------------
+
+def simulated_inventory(folder: Path, *, nes: int, types: str, speed: float) -> Path:
+    """The inventory `python -m changeline.devices.sim --count N` writes, without starting it:
+    its generated topology is deterministic (names, types, pools, versions)."""
+    import yaml
+
+    from changeline.devices.sim.host import inventory
+    from changeline.devices.sim.profiles import builtin_profiles
+    from changeline.devices.sim.topology import generate_topology
+
+    topology = generate_topology(nes, types.split(","), builtin_profiles(), speed=speed)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "planned-inventory.yaml"
+    path.write_text(yaml.safe_dump(inventory(topology), sort_keys=False))
+    return path
+
+
+def plan_limit(inventory: Path, *, concurrency: int, speed: float, image_bytes: int) -> dict[str, Any]:
+    """Device-time limit of the campaign for this inventory (see bench/limit.py)."""
+    from changeline.devices.inventory import load_inventory
+    from changeline.devices.sim.profiles import builtin_profiles, find_type
+    from changeline.models.compile import compile_for_host, eligibility, load_model, plan_waves
+
+    profiles = builtin_profiles()
+    models = [load_model(m) for m in MODELS]
+    hosts = load_inventory(inventory).select("all")
+    chosen = {}
+    for host in hosts:
+        model = next((m for m in models if eligibility(m, host) is None), None)
+        if model is not None:
+            chosen[host.name] = model
+    eligible = [h for h in hosts if h.name in chosen]
+    waves = plan_waves(models[0], eligible)
+    jobs: list[list[limit_mod.Job]] = []
+    chain_by_type: dict[str, float] = {}
+    steps_by_type: dict[str, int] = {}
+    for wave in waves:
+        wave_jobs = []
+        for host in wave.hosts:
+            plan = compile_for_host(chosen[host.name], host, {"image_repo": "/nonexistent"})
+            delays = find_type(profiles, host.ne_type).delays
+            seconds = limit_mod.chain_seconds([(s.atom, s.args) for s in plan.steps], delays,
+                                              image_bytes=image_bytes, speed=speed)
+            chain_by_type[host.ne_type] = round(seconds, 3)
+            steps_by_type[host.ne_type] = len(plan.steps)
+            wave_jobs.append(limit_mod.Job(host.name, host.pool, seconds, len(plan.steps)))
+        jobs.append(wave_jobs)
+    fifo = limit_mod.schedule(jobs, concurrency)
+    ideal = limit_mod.schedule(jobs, concurrency, skip_busy_pools=True)
+    total_steps = sum(j.steps for wave in jobs for j in wave)
+    return {
+        "seconds": round(fifo.seconds, 2),
+        "ideal_dispatch_seconds": round(ideal.seconds, 2),
+        "waves": [{"name": w.name, "nes": len(w.hosts), "seconds": round(s, 2)}
+                  for w, s in zip(waves, fifo.wave_seconds)],
+        "critical_path": {"nes": len(fifo.critical_path), "steps": fifo.critical_steps,
+                          "path": fifo.critical_path},
+        "chain_seconds_by_type": chain_by_type, "steps_by_type": steps_by_type,
+        "nes_eligible": len(eligible), "steps_total": total_steps,
+        "serial_device_seconds": round(sum(j.seconds for wave in jobs for j in wave), 1),
+        "formula": ("chain(NE) = speed x sum over its steps of: dial_test n_scenarios*dial_test; "
+                    "transfer image_bytes/(transfer_mb_per_s*MiB); install install; activate restart (+0.05 s "
+                    "real grace); drain/kpi_check settle_s; billing sessions*dial_test+cdr_write; other 0. "
+                    "Waves in order; in a wave NEs go in order to C workers, each waiting FIFO for its "
+                    "pool (one pool member at a time); limit = sum of wave makespans (bench/limit.py)"),
+    }
+
+
+# --- the parts --------------------------------------------------------------------------------
+
+def make_images(folder: Path, types: str, payload_kb: int) -> int:
+    from changeline.devices.sim.images import generate_image
+    from changeline.devices.sim.profiles import builtin_profiles, find_type
+
+    sizes = []
+    for name in types.split(","):
+        profile = find_type(builtin_profiles(), name.strip())
+        sizes.append(generate_image(folder, profile.ne_type, TO_VERSION, payload_size=payload_kb * 1024).stat().st_size)
+    return max(sizes)
+
+
+def run_engine(mode: str, work: Path, cfg: dict[str, Any], env: dict[str, str], sampler: Sampler, *,
+               timeout_s: float, on_result=None, profile_to: Path | None = None) -> dict[str, Any]:
+    """Run bench/engine.py in MODE as its own process; `on_result` is called as soon as its
+    result file appears (the campaign has ended), while the process may still be exiting."""
+    out = work / f"{mode}-result.json"
+    cfg = {**cfg, "mode": mode, "out": str(out)}
+    (work / f"{mode}-config.json").write_text(json.dumps(cfg, indent=2))
+    log = open(work / f"{mode}-engine.log", "wb")
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "bench.engine", str(work / f"{mode}-config.json")],
+                            cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    spy = None
+    extra: dict[str, Any] = {}
+    try:
+        sampler.watch("engine", proc.pid)
+        if profile_to is not None:
+            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid),
+                                    "--format", "raw", "--nolineno", "--rate", "50", "--nonblocking",
+                                    "--output", str(profile_to)],
+                                   stdout=subprocess.DEVNULL, stderr=open(work / "py-spy.log", "wb"))
+        deadline = started + timeout_s
+        while not out.exists():
+            if proc.poll() is not None:
+                tail = (work / f"{mode}-engine.log").read_text(errors="replace")[-4000:]
+                raise RuntimeError(f"{mode} engine exited ({proc.returncode}) without a result:\n{tail}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{mode} engine still running after {timeout_s:.0f} s")
+            time.sleep(0.2)
+        result = json.loads(out.read_text())
+        if on_result is not None:
+            extra = on_result(result) or {}
+        exit_deadline = time.monotonic() + 300
+        while proc.poll() is None and time.monotonic() < exit_deadline:
+            sampler.sample()
+            time.sleep(0.5)
+        result["returncode"] = proc.poll()
+        result.update(extra)
+        return result
+    finally:
+        stop_process(proc)
+        if spy is not None:
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                stop_process(spy)
+        sampler.unwatch("engine")
+
+
+def engine_env(home: Path, password: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_") or k == "PREFECT_API_DATABASE_CONNECTION_URL"}
+    env.pop("PREFECT_API_DATABASE_CONNECTION_URL", None)  # the engine talks to the API, not the database
+    env.update({"CHANGELINE_HOME": str(home), "CHANGELINE_NE_PASSWORD": password,
+                "PYTHONPATH": str(REPO), **(extra or {})})
+    return env
+
+
+def baseline_part(args, work: Path, password: str, cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    with Sampler() as sampler:
+        sim = start_simulator(work / "sim-baseline", nes=args.nes, speed=args.speed, password=password,
+                              types=args.types)
+        try:
+            sampler.watch("simulator", sim.proc.pid)
+            result = run_engine("baseline", work, {**cfg, "inventory": str(sim.inventory), "campaign_id": "bench-baseline"},
+                                engine_env(work / "home-baseline", password), sampler,
+                                timeout_s=args.engine_timeout)
+            sim_cpu = sampler.mark_cpu("simulator")
+        finally:
+            sim.stop()
+    result["simulator_startup_s"] = round(sim.startup_s, 1)
+    memory = {"engine_mb": _mb(sampler.stats["engine"].peak_rss),
+              "simulator_mb": _mb(sampler.stats["simulator"].peak_rss), "total_mb": _mb(sampler.peak_total)}
+    result["simulator_cpu_s"] = round(sim_cpu, 1)
+    return result, memory
+
+
+def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected_tasks: int,
+                  expected_flows: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    recording: dict[str, Any] = {}
+    with Sampler() as sampler:
+        server = start_prefect_server(work / "prefect-server")
+        try:
+            sampler.watch("server", server.proc.pid)
+            sim = start_simulator(work / "sim-campaign", nes=args.nes, speed=args.speed, password=password,
+                                  types=args.types)
+            try:
+                sampler.watch("simulator", sim.proc.pid)
+                env = engine_env(work / "home-campaign", password, {
+                    "PREFECT_API_URL": server.api_url, "PREFECT_HOME": str(work / "prefect-client"),
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+                server_cpu0 = sampler.mark_cpu("server")
+
+                def at_end(result: dict[str, Any]) -> dict[str, Any]:
+                    ended = time.monotonic()
+                    at = recorded_runs(server.api_url)
+                    recording.update(at_end=at, expected_task_runs=expected_tasks, expected_flow_runs=expected_flows)
+                    seen = at
+                    deadline = ended + args.record_timeout
+                    while (seen["task_runs_completed"] < expected_tasks or seen["flow_runs_completed"] < expected_flows) \
+                            and time.monotonic() < deadline:
+                        time.sleep(1.0)
+                        sampler.sample()
+                        seen = recorded_runs(server.api_url)
+                    complete = seen["task_runs_completed"] >= expected_tasks and seen["flow_runs_completed"] >= expected_flows
+                    recording.update(final=seen, all_recorded=complete,
+                                     seconds_until_all_recorded=round(time.monotonic() - ended, 1) if complete else None)
+                    return {}
+
+                profile_to = work / "engine-profile.txt" if args.profile else None
+                result = run_engine("campaign", work, {**cfg, "inventory": str(sim.inventory),
+                                                       "campaign_id": "bench-campaign"},
+                                    env, sampler, timeout_s=args.engine_timeout, on_result=at_end,
+                                    profile_to=profile_to)
+                result["server_cpu_s"] = round(sampler.mark_cpu("server") - server_cpu0, 1)
+                result["simulator_cpu_s"] = round(sampler.mark_cpu("simulator"), 1)
+                if profile_to is not None and profile_to.exists():
+                    result["profile"] = summarize_profile(profile_to)
+            finally:
+                sim.stop()
+        finally:
+            server.stop()
+    result["simulator_startup_s"] = round(sim.startup_s, 1)
+    result["server_startup_s"] = round(server.startup_s, 1)
+    recording["database"] = server.database
+    memory = {"engine_mb": _mb(sampler.stats["engine"].peak_rss), "server_mb": _mb(sampler.stats["server"].peak_rss),
+              "simulator_mb": _mb(sampler.stats["simulator"].peak_rss), "total_mb": _mb(sampler.peak_total)}
+    return result, memory, recording
+
+
+def _mb(n: int) -> float:
+    return round(n / MIB, 1)
+
+
+# --- profile --------------------------------------------------------------------------------
+
+COMPONENTS = (  # first match, innermost frame outwards, names the component a sample is charged to
+    ("prefect", "prefect/"), ("ncclient", "ncclient/"), ("paramiko", "paramiko/"), ("netmiko", "netmiko/"),
+    ("http client", "httpx/"), ("http client", "httpcore/"), ("websockets", "websockets/"),
+    ("pydantic", "pydantic"), ("jsonschema", "jsonschema/"), ("lxml", "lxml"), ("cryptography", "cryptography/"),
+    ("asyncio/anyio", "asyncio/"), ("asyncio/anyio", "anyio/"), ("logging", "logging/"), ("rich", "rich/"),
+    ("sqlite (journal)", "journal.py"), ("changeline", "changeline/"), ("changeline", "atoms/"),
+    ("changeline", "devices/"), ("changeline", "flows/"), ("changeline", "models/"),
+    ("threading", "threading.py"), ("concurrent", "concurrent/"),
+)
+
+
+def summarize_profile(path: Path, top: int = 20) -> dict[str, Any]:
+    """py-spy raw (collapsed) stacks -> samples by component (innermost known frame), top
+    self frames, and how many samples have Prefect anywhere on the stack."""
+    components: Counter = Counter()
+    leaves: Counter = Counter()
+    under_prefect = 0
+    total = 0
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = stack.split(";")
+        total += count
+        leaves[frames[-1]] += count
+        if any("prefect/" in f for f in frames):
+            under_prefect += count
+        components[_component(frames)] += count
+    share = (lambda n: round(100.0 * n / total, 1)) if total else (lambda n: 0.0)
+    return {"samples": total, "rate_hz": 50, "file": str(path),
+            "by_component_pct": {k: share(v) for k, v in components.most_common()},
+            "prefect_on_stack_pct": share(under_prefect),
+            "top_self": [{"frame": f, "pct": share(n)} for f, n in leaves.most_common(top)]}
+
+
+def _component(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        for name, marker in COMPONENTS:
+            if marker in frame:
+                return name
+    return "other"
+
+
+# --- report -----------------------------------------------------------------------------------
+
+def report(args, limit: dict, baseline: dict | None, campaign: dict | None, memory: dict,
+           recording: dict, started: datetime) -> dict[str, Any]:
+    def ratio(a, b):
+        return round(a / b, 3) if a and b else None
+
+    camp_wall = campaign["wall_s"] if campaign else None
+    base_wall = baseline["wall_s"] if baseline else None
+    overhead: dict[str, Any] = {}
+    if campaign and baseline:
+        overhead = {
+            "per_step_ms_critical_path": round((camp_wall - base_wall) / limit["critical_path"]["steps"] * 1000, 1),
+            "per_step_ms_amortised": round((camp_wall - base_wall) / limit["steps_total"] * 1000, 2),
+            "engine_cpu_ms_per_step_over_baseline": round((campaign["cpu_s"] - baseline["cpu_s"])
+                                                          / limit["steps_total"] * 1000, 2),
+        }
+    if campaign:
+        overhead["prefect_task_ms"] = campaign["step_overhead_ms"]
+        for key in ("subflow_start_ms", "subflow_end_ms", "ne_lock_acquire_ms", "pool_lock_acquire_ms",
+                    "flow_start_s", "flow_end_s"):
+            overhead[f"prefect_{key}"] = campaign[key]
+    if baseline:
+        overhead["baseline_step_gap_ms"] = baseline["step_overhead_ms"]
+    total_rss = memory.get("campaign", {}).get("total_mb")
+    result = {
+        "bench": "campaign", "started_at": started.isoformat(timespec="seconds"),
+        "command": " ".join([".venv/bin/python", "bench/campaign_bench.py", *sys.argv[1:]]),
+        "params": {"nes": args.nes, "concurrency": args.concurrency, "speed": args.speed,
+                   "image_kb": args.image_kb, "types": args.types,
+                   "models": [str(Path(m).relative_to(REPO)) for m in MODELS],
+                   "topology": "python -m changeline.devices.sim --count N: types round-robin, pools of 2 per type",
+                   "database": recording.get("database"), "python": platform.python_version(),
+                   "prefect": _prefect_version(), "cpus": os.cpu_count(),
+                   "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
+        "limit": limit,
+        "baseline": _part(baseline, args.nes),
+        "campaign": _part(campaign, args.nes),
+        "ratios": {"campaign_over_limit": ratio(camp_wall, limit["seconds"]),
+                   "campaign_over_baseline": ratio(camp_wall, base_wall),
+                   "baseline_over_limit": ratio(base_wall, limit["seconds"]),
+                   "campaign_over_ideal_dispatch_limit": ratio(camp_wall, limit["ideal_dispatch_seconds"])},
+        "overhead": overhead,
+        "memory_peak_rss_mb": memory,
+        "server_recording": recording,
+        "targets": {
+            "campaign_over_limit_le_1_15": (camp_wall / limit["seconds"] <= 1.15) if camp_wall else None,
+            "campaign_over_baseline_le_1_2": (camp_wall / base_wall <= 1.2) if camp_wall and base_wall else None,
+            "rss_total_lt_2_gib": (total_rss < 2048) if total_rss else None,
+            "every_task_run_recorded": recording.get("all_recorded"),
+        },
+    }
+    return result
+
+
+def _part(part: dict | None, nes: int) -> dict | None:
+    if part is None:
+        return None
+    out = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in part.items() if k != "timeline"}
+    out["cpu_s_per_ne"] = round(part["cpu_s"] / nes, 3)
+    return out
+
+
+def _prefect_version() -> str:
+    from importlib.metadata import version
+
+    return version("prefect")
+
+
+def summary_line(res: dict[str, Any]) -> str:
+    p, r, c, b = res["params"], res["ratios"], res["campaign"] or {}, res["baseline"] or {}
+    rec = res["server_recording"]
+    mem = res["memory_peak_rss_mb"].get("campaign", {})
+    parts = [f"N={p['nes']} C={p['concurrency']} speed={p['speed']}:",
+             f"campaign {c.get('wall_s', float('nan')):.1f} s,", f"baseline {b.get('wall_s', float('nan')):.1f} s,",
+             f"limit {res['limit']['seconds']:.1f} s;",
+             f"campaign/limit {r['campaign_over_limit']}, campaign/baseline {r['campaign_over_baseline']};"]
+    if c:
+        parts += [f"engine {c['cpu_s_per_ne']:.3f} CPU-s/NE;",
+                  f"+{res['overhead'].get('per_step_ms_critical_path', float('nan'))} ms/step (critical path),",
+                  f"Prefect task {c['step_overhead_ms']['mean']} ms;",
+                  f"peak RSS engine {mem.get('engine_mb')} + server {mem.get('server_mb')} + sim "
+                  f"{mem.get('simulator_mb')} = {mem.get('total_mb')} MiB;",
+                  f"task runs recorded at end {rec['at_end']['task_runs_completed']}/{rec['expected_task_runs']}, "
+                  f"all after {rec.get('seconds_until_all_recorded')} s"]
+    return " ".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = datetime.now(timezone.utc)
+    work = args.out_dir / f"run-{started:%Y%m%d-%H%M%S}-n{args.nes}-c{args.concurrency}"
+    work.mkdir(parents=True, exist_ok=True)
+    password = secrets.token_urlsafe(12)
+    image_bytes = make_images(work / "images", args.types, args.image_kb)
+    cfg = {"models": MODELS, "image_repo": str(work / "images"), "concurrency": args.concurrency}
+    baseline = campaign = None
+    memory: dict[str, Any] = {}
+    recording: dict[str, Any] = {}
+    limit: dict[str, Any] | None = None
+    try:
+        planned = simulated_inventory(work, nes=args.nes, types=args.types, speed=args.speed)
+        limit = plan_limit(planned, concurrency=args.concurrency, speed=args.speed, image_bytes=image_bytes)
+        args.engine_timeout = max(600.0, 20 * limit["seconds"])
+        if args.only in (None, "baseline"):
+            baseline, memory["baseline"] = baseline_part(args, work, password, cfg)
+        if args.only in (None, "campaign"):
+            campaign, memory["campaign"], recording = campaign_part(
+                args, work, password, cfg,
+                # one task run per step, plus the one Prefect records in the parent for each subflow call
+                expected_tasks=limit["steps_total"] + limit["nes_eligible"], expected_flows=limit["nes_eligible"] + 1)
+    finally:
+        if not args.keep:
+            for name in ("sim-baseline", "sim-campaign", "home-baseline", "home-campaign"):
+                shutil.rmtree(work / name, ignore_errors=True)
+    result = report(args, limit, baseline, campaign, memory, recording, started)
+    result["work_dir"] = str(work)
+    line = summary_line(result)
+    result["summary"] = line
+    text = json.dumps(result, indent=2)
+    (work / "result.json").write_text(text)
+    (args.out_dir / f"campaign-n{args.nes}-c{args.concurrency}.json").write_text(text)
+    print(text)
+    print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
