@@ -10,6 +10,7 @@ limit is an error rather than a silent no-lock).
 from __future__ import annotations
 
 import contextvars
+import json
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -87,11 +88,13 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
              params: dict[str, Any] | None = None, on_anomaly: str | None = None,
              window_minutes: float | None = None, window_end: datetime | None = None,
              concurrency_cap: int | None = None, pause_timeout_s: int = 3600,
-             lock_wait_s: float = 30.0) -> dict[str, Any]:
+             lock_wait_s: float = 30.0, ne_deployment: str | None = None) -> dict[str, Any]:
     """Run models over the selected NEs; each NE gets the first model that targets it.
 
     The first model's campaign policy (waves, concurrency, failure budget) governs the
-    campaign. Re-running with the same campaign_id resumes it.
+    campaign. Re-running with the same campaign_id resumes it. With `ne_deployment`
+    (e.g. `ne-change/worker`) each NE runs as a run of that deployment on whatever
+    workers serve it, instead of in this process; locks, waves and windows stay here.
     """
     from changeline.models.compile import compile_for_host, load_model, plan_waves
 
@@ -167,6 +170,9 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
                     journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
                     return _untouched(host, policy.DEFERRED, f"deferred to the next window: {fit.reason}")
                 board.running(host.name)
+                if ne_deployment:
+                    return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host, campaign_id,
+                                          params or {}, on_anomaly, pause_timeout_s)
                 return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
                                          pause_timeout_s=pause_timeout_s)
 
@@ -188,6 +194,22 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
     summary = progress.summarize(campaign_id, model_objs[0], outcomes, started, stop_reason, window_end)
     board.finish(summary)
     return summary
+
+
+def _run_on_worker(deployment: str, model_file: str, inventory: str, host, campaign_id: str,
+                   params: dict[str, Any], on_anomaly: str | None, pause_timeout_s: int) -> dict[str, Any]:
+    """One NE as a run of the ne-change deployment; its outcome comes back through the shared
+    CHANGELINE_HOME (journal and evidence), which every worker must mount."""
+    from prefect.deployments import run_deployment
+
+    run = run_deployment(deployment, timeout=None, as_subflow=True, parameters={
+        "model": model_file, "inventory": inventory, "ne": host.name, "campaign_id": campaign_id,
+        "params": params, "on_anomaly": on_anomaly, "pause_timeout_s": pause_timeout_s})
+    outcome_file = stores.evidence_dir(campaign_id, host.name) / "outcome.json"
+    if outcome_file.is_file():
+        return json.loads(outcome_file.read_text())
+    state = run.state.name if run.state else "unknown"
+    return _untouched(host, policy.FAILED, f"worker run {run.name} ended {state} without an outcome")
 
 
 def _untouched(host, status: str, reason: str) -> dict[str, Any]:

@@ -64,7 +64,8 @@ def _watch(campaign_id: str, names: list[str], stop: threading.Event) -> None:
 
 def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id: str, params: dict, on_anomaly: str | None,
                  window_minutes: float | None, window_end: datetime | None, concurrency: int | None,
-                 pause_timeout_s: int, lock_wait_s: float = 30.0, quiet: bool = False) -> dict:
+                 pause_timeout_s: int, lock_wait_s: float = 30.0, ne_deployment: str | None = None,
+                 quiet: bool = False) -> dict:
     from changeline.devices.inventory import load_inventory
     from changeline.flows.campaign import campaign
     from changeline.models.compile import load_model
@@ -90,7 +91,8 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
         state = campaign(models=[str(Path(m).resolve()) for m in models], inventory=str(Path(inventory).resolve()),
                          targets=targets, campaign_id=campaign_id, params=params, on_anomaly=on_anomaly,
                          window_minutes=window_minutes, window_end=window_end, concurrency_cap=concurrency,
-                         pause_timeout_s=pause_timeout_s, lock_wait_s=lock_wait_s, return_state=True)
+                         pause_timeout_s=pause_timeout_s, lock_wait_s=lock_wait_s, ne_deployment=ne_deployment,
+                         return_state=True)
     finally:
         stop.set()
         if watcher:
@@ -121,6 +123,8 @@ def run(
     campaign_id: str = typer.Option("", "--campaign-id", help="name the campaign (re-use it to resume)"),
     concurrency: Optional[int] = typer.Option(None, "--concurrency", "-c", help="NEs at once (default: model's)"),
     pause_timeout: int = typer.Option(3600, "--pause-timeout", help="seconds an anomaly waits for an operator"),
+    ne_deployment: Optional[str] = typer.Option(None, "--on-workers", help="run each NE as a run of this deployment "
+                                                "(e.g. ne-change/worker, served by `changeline serve` on worker machines)"),
 ) -> None:
     """Run a campaign now; exit 0 only if every targeted NE reached its target."""
     for model in models:
@@ -132,7 +136,7 @@ def run(
     summary = run_campaign(models=models, inventory=inventory, targets=targets, campaign_id=campaign_id,
                            params=parse_params(param), on_anomaly=on_anomaly, window_minutes=window_minutes,
                            window_end=parse_window_end(window_end), concurrency=concurrency,
-                           pause_timeout_s=pause_timeout)
+                           pause_timeout_s=pause_timeout, ne_deployment=ne_deployment)
     print_summary(summary)
     raise typer.Exit(0 if summary["all_reached_target"] else 1)
 
@@ -184,12 +188,14 @@ def serve(
     cron: Optional[str] = typer.Option(None, "--cron", help="change window start, e.g. '0 2 * * 6'"),
     timezone_name: str = typer.Option("UTC", "--timezone", help="e.g. Asia/Shanghai"),
     window_minutes: float = typer.Option(240, "--window", help="change window length in minutes"),
+    limit: int = typer.Option(50, "--limit", help="flow runs this process executes at once"),
 ) -> None:
-    """Start/attach the Prefect server and serve the campaign and rollback deployments."""
+    """Start/attach the Prefect server and serve the campaign, rollback and per-NE worker deployments."""
     from prefect import serve as prefect_serve
     from prefect.schedules import Cron
 
     from changeline.flows.campaign import campaign
+    from changeline.flows.ne_flow import ne_change
     from changeline.flows.rollback_flow import rollback as rollback_flow
 
     api = ensure_server(port)
@@ -205,6 +211,9 @@ def serve(
     rollback_params = {"inventory": defaults["inventory"]} if defaults else {}
     rollback_dep = rollback_flow.to_deployment(name="one-click", parameters=rollback_params,
                                                description="Roll back a campaign's NEs (or named NEs) and verify")
-    typer.echo(f"Prefect UI: {ui_url(api)}  (deployments: campaign/campaign, rollback/one-click)")
+    # Campaigns started with ne_deployment="ne-change/worker" hand each NE to whichever
+    # process serves this deployment (this one, or `changeline serve` on other machines).
+    worker_dep = ne_change.to_deployment(name="worker", description="Change one NE (dispatched by a campaign)")
+    typer.echo(f"Prefect UI: {ui_url(api)}  (deployments: campaign/campaign, rollback/one-click, ne-change/worker)")
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
-    prefect_serve(campaign_dep, rollback_dep)
+    prefect_serve(campaign_dep, rollback_dep, worker_dep, limit=limit)

@@ -66,3 +66,36 @@ def test_rollback_deployment_started_like_the_ui_does(prefect_api, line_home, fl
     finally:
         os.killpg(served.pid, 15)
         served.wait(30)
+
+
+def test_nes_dispatched_to_a_served_worker_deployment(prefect_api, line_home, flow_sim, image_repo):
+    """Scale-out: the campaign keeps waves, locks and windows; the NE work runs in another
+    process that serves the ne-change deployment (as workers on other machines would)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentTaskRunId
+
+    served = subprocess.Popen([sys.executable, "-m", "changeline.cli", "serve"], env=os.environ.copy(),
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        with get_client(sync_client=True) as client:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    client.read_deployment_by_name("ne-change/worker")
+                    break
+                except Exception:
+                    assert served.poll() is None, served.stdout.read().decode()[-3000:]
+                    assert time.monotonic() < deadline, "worker deployment never appeared"
+                    time.sleep(1)
+        summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-21,amf-22",
+                           campaign_id="on-workers", params={"image_repo": str(image_repo)},
+                           ne_deployment="ne-change/worker")
+        assert summary["all_reached_target"], summary["nes"]
+        for name in ("amf-21", "amf-22"):
+            assert _state(flow_sim, name)[0].running_version == "1.3.0"
+        with get_client(sync_client=True) as client:
+            runs = [r for r in client.read_flow_runs() if r.name in ("amf-21", "amf-22") and r.deployment_id]
+        assert len(runs) == 2 and all(r.state.is_completed() for r in runs)
+    finally:
+        os.killpg(served.pid, 15)
+        served.wait(30)
