@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextvars
 import json
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
@@ -20,7 +19,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 from prefect.concurrency.sync import concurrency
-from prefect.context import FlowRunContext
 
 from changeline.devices.inventory import load_inventory
 from changeline.errors import ChangelineError
@@ -215,8 +213,3 @@ def _run_on_worker(deployment: str, model_file: str, inventory: str, host, campa
 def _untouched(host, status: str, reason: str) -> dict[str, Any]:
     return NEOutcome(ne=host.name, ne_type=host.ne_type, campaign_id="", status=status, reason=reason,
                      from_version=host.software_version).to_dict()
-
-
-def current_flow_run_id() -> str | None:
-    ctx = FlowRunContext.get()
-    return str(ctx.flow_run.id) if ctx and ctx.flow_run else None

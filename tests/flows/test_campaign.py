@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from changeline.atoms.backup import read_running
 from changeline.devices import ne_api
 from changeline.flows.campaign import campaign
 from tests.flows.conftest import UPGRADE_MODELS

@@ -72,7 +72,6 @@ def test_nes_dispatched_to_a_served_worker_deployment(prefect_api, line_home, fl
     """Scale-out: the campaign keeps waves, locks and windows; the NE work runs in another
     process that serves the ne-change deployment (as workers on other machines would)."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentTaskRunId
 
     served = subprocess.Popen([sys.executable, "-m", "changeline.cli", "serve"], env=os.environ.copy(),
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,7 +1,5 @@
 """Inventory loading, selectors and bad-input messages."""
 
-import subprocess
-import sys
 
 import pytest
 
