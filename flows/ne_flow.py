@@ -155,6 +155,7 @@ def execute_plan(plan, host: Host, campaign_id: str, *, pause_timeout_s: int = 3
             anomaly = {"step": step.name, "atom": step.atom, "gate": step.gate, "reason": reason,
                        "policy": action, "at": time.time()}
             outcome.anomalies.append(anomaly)
+            _announce(outcome, anomaly)
             logger.warning("%s: anomaly at %s: %s (policy %s)", host.name, step.name, reason, action)
             if action == "pause":
                 action = _ask_operator(outcome, step.name, reason, evidence, pause_timeout_s)
@@ -177,6 +178,18 @@ def execute_plan(plan, host: Host, campaign_id: str, *, pause_timeout_s: int = 3
         journal.set_ne_status(campaign_id, host.name, outcome.status, outcome.reason)
         _write_evidence(outcome)
     return outcome
+
+
+def _announce(outcome: NEOutcome, anomaly: dict[str, Any]) -> None:
+    """A Prefect event per anomaly, so operators can hang automations on it (e.g. start the
+    rollback deployment, page someone) from the UI without touching the line."""
+    from prefect.events import emit_event
+
+    emit_event(event="changeline.ne.anomaly",
+               resource={"prefect.resource.id": f"changeline.ne.{outcome.ne}", "prefect.resource.name": outcome.ne},
+               related=[{"prefect.resource.id": f"changeline.campaign.{outcome.campaign_id}",
+                         "prefect.resource.role": "campaign"}],
+               payload={"ne_type": outcome.ne_type, **{k: v for k, v in anomaly.items() if k != "at"}})
 
 
 def _ask_operator(outcome: NEOutcome, step_name: str, reason: str, evidence: dict, timeout_s: int) -> str:

@@ -48,6 +48,26 @@ def test_failed_dial_test_after_upgrade_rolls_back_automatically(prefect_api, li
     assert good["status"] == "skipped" and "not started" in good["reason"], good
     assert summary["stop_reason"] and not summary["all_reached_target"]
     assert _state(flow_sim, "smf-12")[0].running_version == "1.2.0"
+    assert _anomaly_event_for("smf-11"), "no changeline.ne.anomaly event reached the server"
+
+
+def _anomaly_event_for(ne: str, wait_s: float = 20) -> dict | None:
+    """The anomaly event an automation would trigger on, as the Prefect server recorded it."""
+    import time as _time
+
+    from prefect.client.orchestration import get_client
+    from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+
+    flt = EventFilter(event=EventNameFilter(name=["changeline.ne.anomaly"]),
+                      resource=EventResourceFilter(id=[f"changeline.ne.{ne}"]))
+    deadline = _time.monotonic() + wait_s
+    with get_client(sync_client=True) as client:
+        while _time.monotonic() < deadline:
+            page = client.read_events(filter=flt, limit=50)
+            if page.events:
+                return page.events[0].payload
+            _time.sleep(0.5)
+    return None
 
 
 class PauseAnswerer:
