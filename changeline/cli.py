@@ -66,10 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except Exception as ex:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(ex, click.ClickException):
+    except Exception as ex:  # usage errors (bad option values) arrive here in non-standalone mode
+        # typer bundles its own click: take the ClickException class from typer itself.
+        click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+        if isinstance(ex, click_exception):
             ex.show()
             return ex.exit_code
         raise

@@ -35,8 +35,8 @@ POOLED_TYPES = ("AMF", "SMF")
 FROM_VERSION, TO_VERSION = "1.2.0", "1.3.0"
 MODEL_SERIES = "1.3"
 MAX_NES = 100
-# A dozen NEs in the library models' waves (canary, 25 %, rest; two at a time) took about
-# a minute on 2 cores at this clock speed (the sum of the models' estimates is ~50 min).
+# At this clock speed a dozen NEs in the library models' waves (canary, 25 %, rest; two at a
+# time) took 51-53 s of campaign on 2 cores.
 DEMO_SPEED = 0.01
 DEMO_ADDRESS_BASE = "127.0.20.1"
 FAULT = "dial-test-fail-after-upgrade"
@@ -135,7 +135,7 @@ def _free_port() -> int:
 def _sim(*args: str) -> str:
     """`changeline sim ARGS` as an operator runs it; its output, or a ChangelineError."""
     done = subprocess.run([sys.executable, "-m", "changeline.cli", "sim", *args], capture_output=True, text=True,
-                          timeout=180)
+                          check=False, timeout=180)
     if done.returncode != 0:
         raise ChangelineError(f"changeline sim {args[0]} failed:\n{(done.stdout + done.stderr).strip()}")
     return done.stdout.strip()
@@ -167,25 +167,37 @@ def _validate(settings: DemoSettings) -> None:
 
 
 def run_demo(settings: DemoSettings, echo=typer.echo) -> DemoResult:
+    """Run the demo; with `keep` off, stop the simulator, and the Prefect server if the demo
+    started it, whatever happens."""
     _validate(settings)
     # Prefect reads its settings once, when first imported: the server's URL must be in the
     # environment before anything imports it (flows.server imports no Prefect).
-    from changeline.flows.server import ensure_server, healthy, ui_url
+    from changeline.flows.server import DEFAULT_PORT, ensure_server, healthy, ui_url
 
     # The terminal shows the progress bar and the summary; every log line is in the UI.
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     home = demo_home()
-    server_was_up = healthy(os.environ.get("PREFECT_API_URL") or
-                            f"http://127.0.0.1:{os.environ.get('CHANGELINE_PREFECT_PORT', 4200)}/api")
+    state_dir = home / "demo" / "sim"
+    port = os.environ.get("CHANGELINE_PREFECT_PORT", DEFAULT_PORT)
+    server_was_up = healthy(os.environ.get("PREFECT_API_URL") or f"http://127.0.0.1:{port}/api")
     echo("Prefect server: " + ("attaching" if server_was_up else "starting (about 20 s the first time)") + " ...")
-    api = ensure_server()
+    try:
+        api = ensure_server()
+        return _run(settings, home, state_dir, ui_url(api), echo)
+    finally:
+        if not settings.keep:
+            _sim("down", "--state-dir", str(state_dir))
+            if not server_was_up:
+                stop_server(home)
 
+
+def _run(settings: DemoSettings, home: Path, state_dir: Path, ui: str, echo) -> DemoResult:
     from changeline.devices.sim.control import SimControl
     from changeline.devices.sim.host import PASSWORD_ENV, resolve_password
     from changeline.devices.sim.images import generate_image
-    from changeline.flows.cli import run_campaign
+    from changeline.flows.cli import print_summary, run_campaign
+    from changeline.reports.build import build_campaign_report
 
-    state_dir = home / "demo" / "sim"
     _sim("down", "--state-dir", str(state_dir))  # a previous demo's simulator, if it still runs
     topology = demo_topology(settings.nes, speed=settings.speed, address_base=settings.address_base,
                              control=f"127.0.0.1:{settings.control_port or _free_port()}")
@@ -195,41 +207,38 @@ def run_demo(settings: DemoSettings, echo=typer.echo) -> DemoResult:
                              + yaml.safe_dump(topology, sort_keys=False))
     # The NE password goes to the simulator and the campaign through the environment.
     os.environ[PASSWORD_ENV] = resolve_password(state_dir, dict(os.environ))
-    echo(_sim("up", "--topology", str(topology_path), "--state-dir", str(state_dir)))
-    inventory = state_dir / "inventory.yaml"
     try:
-        control = SimControl.from_state_dir(state_dir)
-        images = home / "images"
-        for ne_type in sorted({ne["type"] for ne in topology["nes"]}):
-            generate_image(images, ne_type, TO_VERSION)
-        models = upgrade_models()
-        faulty = None
-        if settings.fault:
-            faulty = pick_faulty_ne(models, inventory)
-            control.add_fault(faulty, FAULT)
-            echo(f"Injected fault: {FAULT} on {faulty} (its dial test will fail after the upgrade and "
-                 "it will be rolled back automatically)")
-        campaign_id = settings.campaign_id or f"demo-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
-        before = probe_pools(control)
-        started = time.monotonic()
-        summary = run_campaign(models=models, inventory=str(inventory), targets="all", campaign_id=campaign_id,
-                               params={"image_repo": str(images)}, on_anomaly=None, window_minutes=None,
-                               window_end=None, concurrency=None, pause_timeout_s=PAUSE_TIMEOUT_S)
-        probes = probe_delta(before, probe_pools(control))
-        echo(f"Campaign finished in {time.monotonic() - started:.0f} s")
-        from changeline.flows.cli import print_summary
-        from changeline.reports.build import build_campaign_report
-
-        print_summary(summary)
-        report = build_campaign_report(campaign_id, probes=probes).html
-    finally:
-        if not settings.keep:
-            _sim("down", "--state-dir", str(state_dir))
-    result = DemoResult(campaign_id, ui_url(api), summary["flow_run_url"], report, state_dir, summary, faulty, probes,
-                        expected_outcome(summary, faulty))
-    if not settings.keep and not server_was_up:
-        stop_server(home)
-    return result
+        echo(_sim("up", "--topology", str(topology_path), "--state-dir", str(state_dir)))
+    except ChangelineError as err:
+        if "already in use" not in err.reason:
+            raise
+        raise ChangelineError(f"{err.reason}\nAnother simulator holds the demo's addresses "
+                              f"({settings.address_base} and up), perhaps a demo under another CHANGELINE_HOME: "
+                              "stop it with `changeline sim down --state-dir ITS_STATE_DIR`") from None
+    inventory = state_dir / "inventory.yaml"
+    control = SimControl.from_state_dir(state_dir)
+    images = home / "images"
+    for ne_type in sorted({ne["type"] for ne in topology["nes"]}):
+        generate_image(images, ne_type, TO_VERSION)
+    models = upgrade_models()
+    faulty = None
+    if settings.fault:
+        faulty = pick_faulty_ne(models, inventory)
+        control.add_fault(faulty, FAULT)
+        echo(f"Injected fault: {FAULT} on {faulty} (its dial test will fail after the upgrade and "
+             "it will be rolled back automatically)")
+    campaign_id = settings.campaign_id or f"demo-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
+    before = probe_pools(control)
+    started = time.monotonic()
+    summary = run_campaign(models=models, inventory=str(inventory), targets="all", campaign_id=campaign_id,
+                           params={"image_repo": str(images)}, on_anomaly=None, window_minutes=None,
+                           window_end=None, concurrency=None, pause_timeout_s=PAUSE_TIMEOUT_S)
+    probes = probe_delta(before, probe_pools(control))
+    echo(f"Campaign finished in {time.monotonic() - started:.0f} s")
+    print_summary(summary)
+    report = build_campaign_report(campaign_id, probes=probes).html
+    return DemoResult(campaign_id, ui, summary["flow_run_url"], report, state_dir, summary, faulty, probes,
+                      expected_outcome(summary, faulty))
 
 
 def server_pid(home: Path) -> int | None:
@@ -272,6 +281,8 @@ def demo(
     typer.echo(f"Report:        {result.report}")
     if result.faulty_ne and result.ok:
         typer.echo(f"Fault:         {result.faulty_ne} was rolled back automatically, as the demo intends")
+    if not keep:
+        typer.echo("The simulator and the Prefect server the demo started are stopped (--no-keep).")
     if keep:
         typer.echo("Left running so you can look around; stop them with:")
         typer.echo(f"  {Path(sys.executable).with_name('changeline')} sim down --state-dir {result.state_dir}")

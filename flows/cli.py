@@ -66,7 +66,6 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
                  pause_timeout_s: int, lock_wait_s: float = 30.0, ne_deployment: str | None = None,
                  quiet: bool = False) -> dict:
     from changeline.devices.inventory import load_inventory
-    from changeline.flows.campaign import campaign
     from changeline.models.compile import load_model
 
     problems = []
@@ -78,7 +77,10 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
     if problems:
         raise InputError(problems)
     names = [h.name for h in load_inventory(inventory).select(targets)]
+    # Before Prefect is imported: it reads PREFECT_API_URL once, at import.
     api = ensure_server()
+    from changeline.flows.campaign import campaign
+
     typer.echo(f"Prefect UI: {ui_url(api)}")
     campaign_id = campaign_id or f"c-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     stop = threading.Event()
@@ -162,12 +164,12 @@ def rollback(
     verify: Optional[list[str]] = typer.Option(None, "--verify", help="dial-test scenario proving the rollback"),
 ) -> None:
     """Restore NEs from journal and backups, and verify them."""
-    from changeline.flows.rollback_flow import rollback as rollback_flow
-
     _check_file(inventory, "--inventory")
     if not campaign_id and not ne:
         raise InputError(Problem("<command line>", 0, 0, "--campaign/--ne", "name a campaign or at least one NE"))
-    api = ensure_server()
+    api = ensure_server()  # before Prefect is imported: it reads PREFECT_API_URL once, at import
+    from changeline.flows.rollback_flow import rollback as rollback_flow
+
     state = rollback_flow(inventory=str(Path(inventory).resolve()), campaign_id=campaign_id, nes=ne or None,
                           verify_scenarios=verify or [], return_state=True)
     typer.echo(f"Rollback run: {flow_run_url(api, str(state.state_details.flow_run_id))}")
@@ -190,6 +192,7 @@ def serve(
     limit: int = typer.Option(50, "--limit", help="flow runs this process executes at once"),
 ) -> None:
     """Start/attach the Prefect server and serve the campaign, rollback and per-NE worker deployments."""
+    api = ensure_server(port)  # before Prefect is imported: it reads PREFECT_API_URL once, at import
     from prefect import serve as prefect_serve
     from prefect.schedules import Cron
 
@@ -197,7 +200,6 @@ def serve(
     from changeline.flows.ne_flow import ne_change
     from changeline.flows.rollback_flow import rollback as rollback_flow
 
-    api = ensure_server(port)
     defaults = {}
     if model and inventory:
         defaults = {"models": [str(Path(model).resolve())], "inventory": str(Path(inventory).resolve()),

@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
+from prefect.states import Failed
 from prefect.utilities.annotations import quote
 
 from changeline.atoms import runner
@@ -233,9 +234,17 @@ def _write_evidence(outcome: NEOutcome) -> None:
     (folder / "outcome.json").write_text(json.dumps(outcome.to_dict(), indent=2, default=str))
 
 
+def _final_state(outcome: NEOutcome):
+    """A rolled-back or failed NE ends its run Failed (red in the UI, with the reason), while the
+    outcome still travels back to the campaign as the state's data."""
+    if outcome.status in policy.FAILURE_STATES:
+        return Failed(message=f"{outcome.status}: {outcome.reason}", data=outcome.to_dict())
+    return outcome.to_dict()
+
+
 @flow(name="ne-change", flow_run_name="{ne}", persist_result=False, validate_parameters=True)
 def ne_change(model: str, inventory: str, ne: str, campaign_id: str, params: dict[str, Any] | None = None,
-              on_anomaly: str | None = None, pause_timeout_s: int = 3600) -> dict[str, Any]:
+              on_anomaly: str | None = None, pause_timeout_s: int = 3600):
     """Change one NE with a model. Self-contained parameters, so it also runs as a deployment on a worker."""
     from changeline.models.compile import compile_for_host, load_model
 
@@ -243,10 +252,20 @@ def ne_change(model: str, inventory: str, ne: str, campaign_id: str, params: dic
     if host is None:
         raise ChangelineError(f"NE {ne} is not in {inventory}")
     plan = compile_for_host(load_model(model), host, params or {}, on_anomaly=on_anomaly)
-    return execute_plan(plan, host, campaign_id, pause_timeout_s=pause_timeout_s).to_dict()
+    return _final_state(execute_plan(plan, host, campaign_id, pause_timeout_s=pause_timeout_s))
 
 
 @flow(name="ne-change", flow_run_name="{ne}", persist_result=False, validate_parameters=False)
+def _ne_change_in_process(*, ne: str = "", plan, host: Host, campaign_id: str, pause_timeout_s: int):
+    return _final_state(execute_plan(plan, host, campaign_id, pause_timeout_s=pause_timeout_s))
+
+
 def ne_change_subflow(*, ne: str = "", plan, host: Host, campaign_id: str, pause_timeout_s: int) -> dict[str, Any]:
-    """The per-NE flow as the campaign calls it in-process, with the plan already compiled."""
-    return execute_plan(plan, host, campaign_id, pause_timeout_s=pause_timeout_s).to_dict()
+    """The per-NE flow as the campaign calls it in-process, with the plan already compiled;
+    returns the NE's outcome whatever the run's final state."""
+    state = _ne_change_in_process(ne=ne, plan=plan, host=host, campaign_id=campaign_id,
+                                  pause_timeout_s=pause_timeout_s, return_state=True)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, dict):
+        return result
+    raise ChangelineError(f"{ne}: the NE's run crashed: {result}")

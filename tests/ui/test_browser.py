@@ -33,10 +33,10 @@ def test_campaign_run_shows_every_ne_run_and_the_steps(demo_run, api, page):
     assert demo_run.ok, demo_run.unexpected
     page.goto(f"{ui(demo_run)}/v2/runs/flow-run/{campaign_run_id(demo_run)}?tab=SubflowRuns")
     page.get_by_text(f"{len(nes)} Subflow runs").wait_for()
-    assert page.get_by_text(demo_run.campaign_id, exact=True).first.is_visible()
-    assert page.get_by_text("Completed").first.is_visible()
-    for ne in nes:  # the per-NE runs are named after their NE
-        assert page.get_by_role("link", name=ne, exact=True).is_visible(), ne
+    page.get_by_text(demo_run.campaign_id, exact=True).first.wait_for()
+    page.get_by_text("Completed").first.wait_for()
+    for ne in nes:  # the per-NE runs are named after their NE (the list renders after its count)
+        page.get_by_role("link", name=ne, exact=True).wait_for()
     screenshot(page, "01-campaign-subflow-runs", full_page=True)
 
     # From the list to the faulty NE's run: its steps, the failed dial test and the rollback.
@@ -72,6 +72,7 @@ def test_campaign_artifacts_show_every_ne_and_its_state(demo_run, api, page):
     page.goto(f"{ui(demo_run)}/v2/runs/flow-run/{campaign_run_id(demo_run)}?tab=Artifacts")
     for what in ("nes", "summary", "progress"):
         page.get_by_text(f"campaign-{demo_run.campaign_id}-{what}").first.wait_for()
+    page.get_by_text(key).first.scroll_into_view_if_needed()
     screenshot(page, "04-campaign-artifacts")
 
     page.goto(f"{ui(demo_run)}/v2/artifacts/artifact/{api.latest_artifact(key)['latest_id']}")
@@ -98,7 +99,8 @@ def test_report_timeline_renders_one_row_per_ne(demo_run, browser, page):
     for i in range(rows.count()):
         row_box = rows.nth(i).bounding_box()
         assert row_box and row_box["width"] > 0 and row_box["height"] > 0
-    assert page.locator(f'#timeline g.ne-row[data-ne="{demo_run.faulty_ne}"]').get_attribute("data-status") == "rolled-back"
+    faulty_row = page.locator(f'#timeline g.ne-row[data-ne="{demo_run.faulty_ne}"]')
+    assert faulty_row.get_attribute("data-status") == "rolled-back"
     # The pools' probe calls the demo measured are in the figures.
     assert "probe calls" in page.locator("#fig-disruption").inner_text()
     assert len(browser.blocked) == tried_before  # the report fetches nothing
@@ -123,7 +125,7 @@ def test_operator_answers_the_anomaly_pause_form_in_the_browser(demo_run, api, p
     result: dict = {}
     runner = threading.Thread(target=lambda: result.update(campaign(
         models=[model], inventory=str(demo_run.state_dir / "inventory.yaml"), targets=ne, campaign_id=campaign_id,
-        params={"image_repo": str(stores.home() / "images")}, on_anomaly="pause", pause_timeout_s=240)), daemon=True)
+        params={"image_repo": str(stores.home() / "images")}, on_anomaly="pause", pause_timeout_s=180)), daemon=True)
     runner.start()
     paused = None
     try:
@@ -139,7 +141,9 @@ def test_operator_answers_the_anomaly_pause_form_in_the_browser(demo_run, api, p
         page.get_by_role("button", name="Open menu").click()
         page.get_by_role("menuitem", name="Resume").click()
         form = page.get_by_role("dialog")
-        form.wait_for()
+        # The form's description and fields arrive after the dialog opens.
+        form.get_by_text(f"Anomaly on {ne}").wait_for()
+        form.get_by_label("Comment (Optional)").wait_for()
         text = form.inner_text()
         assert f"Anomaly on {ne} ({ne_type}) at step dial-test" in text, text
         assert "no answer from the service after the upgrade" in text
@@ -147,13 +151,19 @@ def test_operator_answers_the_anomaly_pause_form_in_the_browser(demo_run, api, p
         screenshot(page, "08-pause-form")
         form.get_by_label("Comment (Optional)").fill(comment)
         screenshot(page, "09-pause-form-answered")
-        form.get_by_role("button", name="Resume").click()
+        # Wait in the browser, not in Python: requests pass the route filter only while
+        # playwright is being driven.
+        with page.expect_response(lambda r: r.url.endswith("/resume") and r.request.method == "POST") as answer:
+            form.get_by_role("button", name="Resume").click()
+        assert answer.value.ok, answer.value.text()
         runner.join(120)
         assert not runner.is_alive(), "the campaign did not finish after the answer"
     finally:
         if runner.is_alive() and paused is not None:  # the browser failed: answer from code so nothing hangs
-            resume_flow_run(paused["id"], run_input={"action": "rollback", "comment": "test cleanup"})
-            runner.join(120)
+            try:
+                resume_flow_run(paused["id"], run_input={"action": "rollback", "comment": "test cleanup"})
+            finally:
+                runner.join(60)
     out = result["nes"][ne]
     assert out["status"] == "rolled-back", out
     assert out["decisions"] == [{"step": "dial-test", "action": "rollback", "comment": comment, "by": "operator",
