@@ -82,7 +82,8 @@ class Board:
             if self._progress_id is not None:
                 update_progress_artifact(self._progress_id, progress=100.0)
             self._table(force=True)
-            create_markdown_artifact(markdown=summary_markdown(summary), key=artifact_key(self.campaign_id, "summary"),
+            markdown = summary_markdown(summary) + "\n\n" + rollback_hint(self.campaign_id)
+            create_markdown_artifact(markdown=markdown, key=artifact_key(self.campaign_id, "summary"),
                                      description=f"Campaign {self.campaign_id}: summary")
 
 
@@ -105,6 +106,23 @@ def summarize(campaign_id: str, model_obj, outcomes: dict[str, dict[str, Any]], 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def rollback_hint(campaign_id: str) -> str:
+    """Where the operator's one click is: the served rollback deployment, if there is one."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+    from prefect.settings import PREFECT_UI_URL
+
+    how = f"with parameters `campaign_id: {campaign_id}` (or `nes: [...]`)"
+    try:
+        with get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name("rollback/one-click")
+    except ObjectNotFound:
+        return (f"**Roll back:** `changeline rollback --campaign {campaign_id} -i INVENTORY`, or serve the "
+                f"one-click deployment with `changeline serve` and run it {how}.")
+    ui = (PREFECT_UI_URL.value() or "").rstrip("/")
+    return f"**Roll back:** [rollback/one-click]({ui}/deployments/deployment/{deployment.id}) - Run it {how}."
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
