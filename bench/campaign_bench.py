@@ -29,6 +29,7 @@ import os
 import platform
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -75,7 +76,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--record-timeout", type=float, default=900.0,
                         help="seconds to wait after the campaign for the server to record every task run")
     parser.add_argument("--keep", action="store_true", help="keep simulator state and CHANGELINE_HOME dirs")
+    parser.add_argument("--stock-server", action="store_true",
+                        help="start the Prefect server with Prefect's defaults instead of changeline's "
+                             "(changeline.flows.server.SERVER_SETTINGS)")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the Prefect server (repeatable)")
+    parser.add_argument("--engine-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="extra environment for the campaign engine process (repeatable)")
     args = parser.parse_args(argv)
+    for option in ("server_env", "engine_env"):
+        pairs = [item.partition("=") for item in getattr(args, option)]
+        if any(not sep or not name for name, sep, _ in pairs):
+            parser.error(f"--{option.replace('_', '-')} takes NAME=VALUE")
+        setattr(args, option, {name: value for name, _, value in pairs})
+    if not args.stock_server:  # the server as `changeline run` starts it; explicit --server-env wins
+        from changeline.flows.server import SERVER_SETTINGS
+
+        args.server_env = {**SERVER_SETTINGS, **args.server_env}
     if args.nes < 1 or args.concurrency < 1:
         parser.error("--nes and --concurrency must be at least 1")
     if not 0 < args.speed <= MAX_SPEED:
@@ -183,7 +200,7 @@ def run_engine(mode: str, work: Path, cfg: dict[str, Any], env: dict[str, str], 
         sampler.watch("engine", proc.pid)
         if profile_to is not None:
             spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid),
-                                    "--format", "raw", "--nolineno", "--rate", "50", "--nonblocking",
+                                    "--format", "raw", "--nolineno", "--rate", "50", "--nonblocking", "--gil",
                                     "--output", str(profile_to)],
                                    stdout=subprocess.DEVNULL, stderr=open(work / "py-spy.log", "wb"))
         deadline = started + timeout_s
@@ -245,7 +262,7 @@ def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected
                   expected_flows: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     recording: dict[str, Any] = {}
     with Sampler() as sampler:
-        server = start_prefect_server(work / "prefect-server")
+        server = start_prefect_server(work / "prefect-server", extra_env=args.server_env)
         try:
             sampler.watch("server", server.proc.pid)
             sim = start_simulator(work / "sim-campaign", nes=args.nes, speed=args.speed, password=password,
@@ -254,21 +271,26 @@ def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected
                 sampler.watch("simulator", sim.proc.pid)
                 env = engine_env(work / "home-campaign", password, {
                     "PREFECT_API_URL": server.api_url, "PREFECT_HOME": str(work / "prefect-client"),
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false"})
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **args.engine_env})
                 server_cpu0 = sampler.mark_cpu("server")
 
                 def at_end(result: dict[str, Any]) -> dict[str, Any]:
                     ended = time.monotonic()
                     at = recorded_runs(server.api_url)
-                    recording.update(at_end=at, expected_task_runs=expected_tasks, expected_flow_runs=expected_flows)
+                    # What the engine ran: every step it started, one parent task run per subflow it
+                    # called, one rollback task per NE rolled back; flow runs: the campaign and its subflows.
+                    ran_tasks = result["steps_run"] + result["subflows"] + result["rollbacks"]
+                    ran_flows = result["subflows"] + 1
+                    recording.update(at_end=at, expected_task_runs=ran_tasks, expected_flow_runs=ran_flows,
+                                     planned_task_runs=expected_tasks, planned_flow_runs=expected_flows)
                     seen = at
                     deadline = ended + args.record_timeout
-                    while (seen["task_runs_completed"] < expected_tasks or seen["flow_runs_completed"] < expected_flows) \
+                    while (seen["task_runs_final"] < ran_tasks or seen["flow_runs_final"] < ran_flows) \
                             and time.monotonic() < deadline:
                         time.sleep(1.0)
                         sampler.sample()
                         seen = recorded_runs(server.api_url)
-                    complete = seen["task_runs_completed"] >= expected_tasks and seen["flow_runs_completed"] >= expected_flows
+                    complete = seen["task_runs_final"] >= ran_tasks and seen["flow_runs_final"] >= ran_flows
                     recording.update(final=seen, all_recorded=complete,
                                      seconds_until_all_recorded=round(time.monotonic() - ended, 1) if complete else None)
                     return {}
@@ -363,11 +385,16 @@ def report(args, limit: dict, baseline: dict | None, campaign: dict | None, memo
         }
     if campaign:
         overhead["prefect_task_ms"] = campaign["step_overhead_ms"]
-        for key in ("subflow_start_ms", "subflow_end_ms", "ne_lock_acquire_ms", "pool_lock_acquire_ms",
-                    "flow_start_s", "flow_end_s"):
-            overhead[f"prefect_{key}"] = campaign[key]
-    if baseline:
-        overhead["baseline_step_gap_ms"] = baseline["step_overhead_ms"]
+        overhead["prefect_per_ne_ms"] = {
+            "start_turn_wait": campaign.get("start_turn_wait_ms"),
+            "pool_lock_acquire": campaign.get("pool_lock_ms"), "ne_lock_acquire": campaign.get("ne_lock_ms"),
+            "subflow_start": campaign.get("work_start_ms"), "subflow_end": campaign.get("work_end_ms"),
+            "total_outside_steps": campaign.get("ne_overhead_ms")}
+    for name, part in (("campaign", campaign), ("baseline", baseline)):
+        if part:
+            overhead[f"{name}_flow_s"] = {"before_first_ne": part["before_first_ne_s"],
+                                          "between_waves": part["between_waves_s"],
+                                          "after_last_ne": part["after_last_ne_s"]}
     total_rss = memory.get("campaign", {}).get("total_mb")
     result = {
         "bench": "campaign", "started_at": started.isoformat(timespec="seconds"),
@@ -376,7 +403,8 @@ def report(args, limit: dict, baseline: dict | None, campaign: dict | None, memo
                    "image_kb": args.image_kb, "types": args.types,
                    "models": [str(Path(m).relative_to(REPO)) for m in MODELS],
                    "topology": "python -m changeline.devices.sim --count N: types round-robin, pools of 2 per type",
-                   "database": recording.get("database"), "python": platform.python_version(),
+                   "database": recording.get("database"), "server_env": args.server_env,
+                   "engine_env": args.engine_env, "python": platform.python_version(),
                    "prefect": _prefect_version(), "cpus": os.cpu_count(),
                    "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
         "limit": limit,
@@ -402,7 +430,7 @@ def report(args, limit: dict, baseline: dict | None, campaign: dict | None, memo
 def _part(part: dict | None, nes: int) -> dict | None:
     if part is None:
         return None
-    out = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in part.items() if k != "timeline"}
+    out = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in part.items() if k != "stamps"}
     out["cpu_s_per_ne"] = round(part["cpu_s"] / nes, 3)
     return out
 
@@ -427,13 +455,18 @@ def summary_line(res: dict[str, Any]) -> str:
                   f"Prefect task {c['step_overhead_ms']['mean']} ms;",
                   f"peak RSS engine {mem.get('engine_mb')} + server {mem.get('server_mb')} + sim "
                   f"{mem.get('simulator_mb')} = {mem.get('total_mb')} MiB;",
-                  f"task runs recorded at end {rec['at_end']['task_runs_completed']}/{rec['expected_task_runs']}, "
+                  f"task runs recorded at end {rec['at_end']['task_runs_final']}/{rec['expected_task_runs']}, "
                   f"all after {rec.get('seconds_until_all_recorded')} s"]
     return " ".join(parts)
 
 
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # unwinds the finally blocks that stop every process
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started = datetime.now(timezone.utc)
     work = args.out_dir / f"run-{started:%Y%m%d-%H%M%S}-n{args.nes}-c{args.concurrency}"
     work.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,12 @@ mode `baseline` runs the same compiled per-NE steps in a plain ThreadPoolExecuto
 Prefect (same waves, same pool exclusivity, same device sessions, journal and backup stores).
 Both write one JSON result to CONFIG's `out`; the parent samples this process's memory.
 
+Both modes stamp, per NE, when a worker picked it, its lock waits, when its work (the step
+sequence) started and ended and when the worker was done with it, so the result says where
+wall time went. The campaign's stamps come from thin wrappers around names the campaign
+module looks up at call time (`concurrency`, `ne_change_subflow`, `compile_for_host`,
+`plan_waves`); the flow code itself is unchanged.
+
 The campaign's environment (PREFECT_API_URL, PREFECT_HOME, CHANGELINE_HOME) is set by the
 parent before this process starts, because Prefect reads its settings at import.
 """
@@ -17,8 +23,9 @@ import statistics
 import sys
 import threading
 import time
+from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -26,27 +33,6 @@ from typing import Any
 def cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
-
-
-class StepClock:
-    """Times `runner.execute` (the atom work itself) per (NE, step), from any thread."""
-
-    def __init__(self) -> None:
-        self.inside: dict[tuple[str, str], float] = {}
-
-    def install(self) -> None:
-        from changeline.atoms import runner
-
-        original = runner.execute
-
-        def timed_execute(atom, ctx, args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(atom, ctx, args, **kwargs)
-            finally:
-                self.inside[(ctx.ne, ctx.step)] = time.perf_counter() - start
-
-        runner.execute = timed_execute
 
 
 def spread_ms(values: list[float]) -> dict[str, float]:
@@ -59,77 +45,203 @@ def spread_ms(values: list[float]) -> dict[str, float]:
             "max": round(ordered[-1] * 1000, 2)}
 
 
-def ne_results(outcomes: dict[str, dict[str, Any]], inside: dict[tuple[str, str], float]) -> dict[str, Any]:
-    """Counts, steps run, and how much longer each step took as seen by the flow than the atom itself."""
-    counts: dict[str, int] = {}
-    steps = 0
-    step_gaps: list[float] = []
-    failures = {}
-    for name, out in outcomes.items():
-        counts[out["status"]] = counts.get(out["status"], 0) + 1
-        if out["status"] != "done":
-            failures[name] = out.get("reason", "")
-        for step in out.get("steps", []):
-            if step["status"] == "skipped":
+class Stamps:
+    """Per-NE time stamps (time.time()) from any thread, and the atom time of every step."""
+
+    def __init__(self) -> None:
+        self.ne: dict[str, dict[str, float]] = defaultdict(dict)
+        self.atom_s: dict[tuple[str, str], float] = {}
+        self.waves: list[list[str]] = []
+        self._current = threading.local()
+
+    def mark(self, ne: str, what: str, at: float | None = None) -> None:
+        self.ne[ne][what] = time.time() if at is None else at
+
+    def picked(self, ne: str) -> None:
+        self._current.ne = ne
+        self.mark(ne, "pick")
+
+    @property
+    def current(self) -> str:
+        return getattr(self._current, "ne", "?")
+
+    def time_atoms(self) -> None:
+        from changeline.atoms import runner
+
+        original = runner.execute
+
+        def timed_execute(atom, ctx, args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return original(atom, ctx, args, **kwargs)
+            finally:
+                self.atom_s[(ctx.ne, ctx.step)] = time.perf_counter() - start
+
+        runner.execute = timed_execute
+
+    def analyse(self, outcomes: dict[str, dict[str, Any]], began: float, ended: float) -> dict[str, Any]:
+        """Where wall time went: before the first NE, per NE (lock waits, start and end of its
+        work, the work itself by NE type, per-step gap between flow and atom), between waves, after."""
+        counts: dict[str, int] = {}
+        failures = {}
+        steps = 0
+        step_gaps: list[float] = []
+        for name, out in outcomes.items():
+            counts[out["status"]] = counts.get(out["status"], 0) + 1
+            if out["status"] != "done":
+                failures[name] = out.get("reason", "")
+            for step in out.get("steps", []):
+                if step["status"] == "skipped":
+                    continue
+                steps += 1
+                atom_s = self.atom_s.get((name, step["name"]))
+                if atom_s is not None:
+                    step_gaps.append(max(0.0, step["duration_s"] - atom_s))
+        spans: dict[str, list[float]] = defaultdict(list)
+        work_by_type: dict[str, list[float]] = defaultdict(list)
+        for name, t in self.ne.items():
+            if "work_start" not in t or "done" not in t:
                 continue
-            steps += 1
-            atom_s = inside.get((name, step["name"]))
-            if atom_s is not None:
-                step_gaps.append(max(0.0, step["duration_s"] - atom_s))
-    return {"counts": counts, "steps_run": steps, "failures": dict(list(failures.items())[:10]),
-            "step_overhead_ms": spread_ms(step_gaps)}
+            first_lock = min((t[k] for k in ("pool_turn", "pool_lock_start", "ne_lock_start") if k in t),
+                             default=t["work_start"])
+            if "pool_turn" in t:
+                spans["in_process_pool_wait"].append(t["pool_turn"] - t["pick"])
+            if "start_turn" in t:
+                spans["start_turn_wait"].append(t["start_turn"] - t["pool_turn"])
+            for what, start, end in (("pool_lock", "pool_lock_start", "pool_lock_end"),
+                                     ("ne_lock", "ne_lock_start", "ne_lock_end"),
+                                     ("work_start", "call", "work_start"), ("work_end", "work_end", "done")):
+                if start in t and end in t:
+                    spans[what].append(t[end] - t[start])
+            spans["ne_overhead"].append((t["done"] - first_lock) - (t["work_end"] - t["work_start"]))
+            work_by_type[outcomes.get(name, {}).get("ne_type") or name.rsplit("-", 1)[0]].append(
+                t["work_end"] - t["work_start"])
+        wave_spans = []
+        for wave in self.waves:
+            picks = [self.ne[n]["pick"] for n in wave if "pick" in self.ne[n]]
+            dones = [self.ne[n]["done"] for n in wave if "done" in self.ne[n]]
+            if picks and dones:
+                wave_spans.append((min(picks), max(dones)))
+        gaps = [nxt[0] - prev[1] for prev, nxt in zip(wave_spans, wave_spans[1:])]
+        return {
+            "counts": counts, "steps_run": steps, "failures": dict(list(failures.items())[:10]),
+            "rollbacks": sum(1 for out in outcomes.values() if out.get("rollback")),
+            "step_overhead_ms": spread_ms(step_gaps),
+            "before_first_ne_s": round(wave_spans[0][0] - began, 3) if wave_spans else None,
+            "after_last_ne_s": round(ended - wave_spans[-1][1], 3) if wave_spans else None,
+            "between_waves_s": [round(g, 3) for g in gaps],
+            "wave_seconds": [round(end - start, 3) for start, end in wave_spans],
+            **{f"{what}_ms": spread_ms(values) for what, values in spans.items()},
+            "ne_work_s_by_type": {k: round(statistics.fmean(v), 3) for k, v in sorted(work_by_type.items())},
+        }
 
 
 # --- campaign (Prefect) -----------------------------------------------------------------
 
+class ApiCalls:
+    """Counts the engine's HTTP requests to the Prefect API by method and path (ids elided)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = defaultdict(int)
+        self.status: dict[int, int] = defaultdict(int)
+
+    def install(self) -> None:
+        import re
+
+        import httpx
+
+        ids = re.compile(r"/[0-9a-f]{8}-[0-9a-f-]{27,}")
+
+        def record(request, response) -> None:
+            self.counts[f"{request.method} {ids.sub('/{id}', request.url.path)}"] += 1
+            self.status[response.status_code] += 1
+
+        sync_send, async_send = httpx.Client.send, httpx.AsyncClient.send
+
+        def send(client, request, *args, **kwargs):
+            response = sync_send(client, request, *args, **kwargs)
+            record(request, response)
+            return response
+
+        async def asend(client, request, *args, **kwargs):
+            response = await async_send(client, request, *args, **kwargs)
+            record(request, response)
+            return response
+
+        httpx.Client.send, httpx.AsyncClient.send = send, asend
+
+    def summary(self, nes: int) -> dict[str, Any]:
+        total = sum(self.counts.values())
+        return {"total": total, "per_ne": round(total / max(nes, 1), 1), "by_status": dict(self.status),
+                "top": dict(sorted(self.counts.items(), key=lambda kv: -kv[1])[:15])}
+
+
 def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
     t_import = time.perf_counter()
     from changeline.flows import campaign as campaign_module
+    from changeline.models import compile as compile_module
     import_s = time.perf_counter() - t_import
 
-    clock = StepClock()
-    clock.install()
-    # (what, ne, start, end) in time.time(), for the breakdown of where wall time goes
-    timeline: list[tuple[str, str, float, float]] = []
-    subflow = campaign_module.ne_change_subflow
-    original_concurrency = campaign_module.concurrency
+    stamps = Stamps()
+    stamps.time_atoms()
+    calls = ApiCalls()
+    calls.install()
+    subflow, concurrency = campaign_module.ne_change_subflow, campaign_module.concurrency
+    compile_for_host, plan_waves = compile_module.compile_for_host, compile_module.plan_waves
 
-    def timed_subflow(**kwargs):
-        start = time.time()
-        result = subflow(**kwargs)
-        end = time.time()
-        timeline.append(("subflow-start", kwargs["ne"], start, result.get("started_at") or start))
-        timeline.append(("subflow-end", kwargs["ne"], result.get("finished_at") or end, end))
-        timeline.append(("ne-work", kwargs["ne"], result.get("started_at") or start, result.get("finished_at") or end))
-        return result
+    def picked_compile(model, host, *args, **kwargs):
+        stamps.picked(host.name)  # the first thing a campaign worker does with an NE
+        return compile_for_host(model, host, *args, **kwargs)
+
+    def recorded_waves(*args, **kwargs):
+        waves = plan_waves(*args, **kwargs)
+        stamps.waves = [list(w.names) for w in waves]
+        return waves
 
     @contextmanager
     def timed_concurrency(name, *args, **kwargs):
-        start = time.time()
-        with original_concurrency(name, *args, **kwargs):
-            timeline.append(("pool-lock" if "-pool-" in name else "ne-lock", name, start, time.time()))
+        ne = stamps.current
+        kind = "pool_lock" if name.startswith(campaign_module.pool_lock_name("")) else "ne_lock"
+        stamps.mark(ne, f"{kind}_start")
+        with concurrency(name, *args, **kwargs):
+            stamps.mark(ne, f"{kind}_end")
             yield
 
+    def timed_subflow(**kwargs):
+        ne = kwargs["ne"]
+        stamps.mark(ne, "call")
+        try:
+            result = subflow(**kwargs)
+        finally:
+            stamps.mark(ne, "done")
+        stamps.mark(ne, "work_start", result.get("started_at"))
+        stamps.mark(ne, "work_end", result.get("finished_at"))
+        return result
+
+    class StampedTurn(campaign_module._StartTurn):
+        def __enter__(self):
+            stamps.mark(stamps.current, "pool_turn")  # entered right after the in-process pool turn
+            entered = super().__enter__()
+            stamps.mark(stamps.current, "start_turn")
+            return entered
+
     campaign_module.ne_change_subflow = timed_subflow
+    campaign_module._StartTurn = StampedTurn
     campaign_module.concurrency = timed_concurrency
+    compile_module.compile_for_host = picked_compile
+    compile_module.plan_waves = recorded_waves
 
     cpu0, t0, began = cpu_seconds(), time.monotonic(), time.time()
     summary = campaign_module.campaign(models=cfg["models"], inventory=cfg["inventory"], targets="all",
                                        campaign_id=cfg["campaign_id"], params={"image_repo": cfg["image_repo"]},
                                        concurrency_cap=cfg["concurrency"])
     wall, cpu, ended = time.monotonic() - t0, cpu_seconds() - cpu0, time.time()
-    spans = {kind: [end - start for what, _, start, end in timeline if what == kind]
-             for kind in ("subflow-start", "subflow-end", "ne-lock", "pool-lock")}
     return {"mode": "campaign", "wall_s": wall, "cpu_s": cpu, "import_s": import_s,
             "threads_at_end": threading.active_count(),
-            **ne_results(summary["nes"], clock.inside),
-            "subflow_start_ms": spread_ms(spans["subflow-start"]),
-            "subflow_end_ms": spread_ms(spans["subflow-end"]),
-            "ne_lock_acquire_ms": spread_ms(spans["ne-lock"]),
-            "pool_lock_acquire_ms": spread_ms(spans["pool-lock"]),
-            "flow_start_s": round(min((s for _, _, s, _ in timeline), default=ended) - began, 3),
-            "flow_end_s": round(ended - max((e for w, _, _, e in timeline if w == "subflow-end"), default=began), 3),
-            "timeline": [(w, n, round(s - began, 3), round(e - began, 3)) for w, n, s, e in timeline]}
+            "subflows": sum(1 for t in stamps.ne.values() if "call" in t),
+            **stamps.analyse(summary["nes"], began, ended),
+            "api_requests": calls.summary(len(summary["nes"])),
+            "stamps": {ne: {k: round(v - began, 3) for k, v in t.items()} for ne, t in stamps.ne.items()}}
 
 
 # --- baseline (no engine) ---------------------------------------------------------------
@@ -142,9 +254,9 @@ def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     from changeline.flows import stores
     from changeline.models.compile import compile_for_host, eligibility, load_model, plan_waves
 
-    clock = StepClock()
-    clock.install()
-    cpu0, t0 = cpu_seconds(), time.monotonic()
+    stamps = Stamps()
+    stamps.time_atoms()
+    cpu0, t0, began = cpu_seconds(), time.monotonic(), time.time()
     campaign_id = cfg["campaign_id"]
     params = {"image_repo": cfg["image_repo"]}
     models = [load_model(m) for m in cfg["models"]]
@@ -160,13 +272,17 @@ def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     outcomes: dict[str, dict[str, Any]] = {}
 
     def one(host) -> dict[str, Any]:
+        stamps.picked(host.name)
         plan = compile_for_host(chosen[host.name], host, params)
-        lock = pool_locks.get(host.pool) if host.pool else None
-        with lock if lock else _nothing():
+        with pool_locks[host.pool] if host.pool else nullcontext():
+            stamps.mark(host.name, "pool_turn")
             ctx = AtomContext(host=host, session=DeviceSession(Endpoint.from_host(host)), journal=journal,
                               backups=backups, run_id=campaign_id, speed=float(host.data.get("time_scale", 1.0)),
                               baseline=journal.baseline(campaign_id, host.name), log=lambda _msg: None)
-            out = {"ne": host.name, "status": "running", "reason": "", "steps": [], "started_at": time.time()}
+            out = {"ne": host.name, "ne_type": host.ne_type, "status": "running", "reason": "", "steps": [],
+                   "started_at": time.time()}
+            stamps.mark(host.name, "call", out["started_at"])
+            stamps.mark(host.name, "work_start", out["started_at"])
             journal.set_ne_status(campaign_id, host.name, "running", "")
             try:
                 for step in plan.steps:
@@ -186,21 +302,20 @@ def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
                 folder = stores.evidence_dir(campaign_id, host.name)
                 folder.mkdir(parents=True, exist_ok=True)
                 (folder / "outcome.json").write_text(json.dumps(out, indent=2, default=str))
+                stamps.mark(host.name, "work_end", out["finished_at"])
+                stamps.mark(host.name, "done")
             return out
 
-    for wave in plan_waves(models[0], eligible):
+    waves = plan_waves(models[0], eligible)
+    stamps.waves = [list(w.names) for w in waves]
+    for wave in waves:
         with ThreadPoolExecutor(max_workers=max(1, min(cfg["concurrency"], len(wave.hosts))),
                                 thread_name_prefix="ne") as pool:
             for host, future in [(h, pool.submit(one, h)) for h in wave.hosts]:
                 outcomes[host.name] = future.result()
-    wall, cpu = time.monotonic() - t0, cpu_seconds() - cpu0
-    return {"mode": "baseline", "wall_s": wall, "cpu_s": cpu,
-            "prefect_imported": "prefect" in sys.modules, **ne_results(outcomes, clock.inside)}
-
-
-@contextmanager
-def _nothing():
-    yield
+    wall, cpu, ended = time.monotonic() - t0, cpu_seconds() - cpu0, time.time()
+    return {"mode": "baseline", "wall_s": wall, "cpu_s": cpu, "prefect_imported": "prefect" in sys.modules,
+            **stamps.analyse(outcomes, began, ended)}
 
 
 def main(argv: list[str]) -> int:

@@ -173,13 +173,16 @@ def api_post(api: str, path: str, body: dict, timeout: float = 30.0):
         return json.loads(resp.read())
 
 
+FINAL_STATES = ["COMPLETED", "FAILED", "CRASHED", "CANCELLED"]
+
+
 def recorded_runs(api: str) -> dict[str, int]:
-    """What the server has stored: task runs (all, completed) and flow runs (all, completed)."""
-    completed = {"state": {"type": {"any_": ["COMPLETED"]}}}
+    """What the server has stored: task and flow runs, all and those in a final state."""
+    final = {"state": {"type": {"any_": FINAL_STATES}}}
     return {"task_runs": api_post(api, "/task_runs/count", {}),
-            "task_runs_completed": api_post(api, "/task_runs/count", {"task_runs": completed}),
+            "task_runs_final": api_post(api, "/task_runs/count", {"task_runs": final}),
             "flow_runs": api_post(api, "/flow_runs/count", {}),
-            "flow_runs_completed": api_post(api, "/flow_runs/count", {"flow_runs": completed})}
+            "flow_runs_final": api_post(api, "/flow_runs/count", {"flow_runs": final})}
 
 
 def _tree(pid: int) -> list[psutil.Process]:

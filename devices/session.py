@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -89,25 +90,81 @@ def _open_socket(endpoint: Endpoint, port: int) -> socket.socket:
     return sock
 
 
-def known_host_key(endpoint: Endpoint, port: int) -> paramiko.PKey:
-    """The NE's host key from known_hosts, or HostKeyError: we never trust on first use silently."""
+def known_host_keys(endpoint: Endpoint, port: int) -> dict[str, paramiko.PKey]:
+    """The NE's host keys (by key type) from known_hosts, or HostKeyError: we never trust on first use silently."""
     if not endpoint.known_hosts:
         raise HostKeyError("no known_hosts file configured; refusing to connect without host key verification",
                            host=endpoint.name)
     path = Path(endpoint.known_hosts)
     if not path.is_file():
         raise HostKeyError(f"known_hosts file {path} not found", host=endpoint.name)
-    keys = paramiko.HostKeys(str(path))
-    lookup = endpoint.hostname if port == 22 else f"[{endpoint.hostname}]:{port}"
-    entry = keys.lookup(lookup) or (keys.lookup(endpoint.hostname) if port != 22 else None)
+    lookup = known_hosts_name(endpoint.hostname, port)
+    entry = _KnownHosts.of(path).lookup(lookup) or (_KnownHosts.of(path).lookup(endpoint.hostname) if port != 22 else None)
     if not entry:
         raise HostKeyError(f"no host key for {lookup} in {path}; add it after checking its fingerprint",
                            host=endpoint.name)
-    # Prefer modern key types when a host lists several.
+    return entry
+
+
+def known_host_key(endpoint: Endpoint, port: int) -> paramiko.PKey:
+    """The NE's preferred host key from known_hosts (see known_host_keys)."""
+    entry = known_host_keys(endpoint, port)
     for kind in ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "ssh-rsa"):
         if kind in entry:
             return entry[kind]
     return next(iter(entry.values()))
+
+
+def known_hosts_name(hostname: str, port: int) -> str:
+    return hostname if port == 22 else f"[{hostname}]:{port}"
+
+
+class _KnownHosts:
+    """A known_hosts file parsed once per version (size, mtime) and indexed by plain host name.
+
+    paramiko re-reads the file and scans every line on each lookup; with one NE per line
+    pair, every connection cost time in proportion to the network's size. Hashed or
+    wildcard entries still go through paramiko's own matching.
+    """
+
+    _cache: dict[str, tuple[tuple[int, int], "_KnownHosts"]] = {}
+    _lock = threading.Lock()
+
+    def __init__(self, path: Path) -> None:
+        self.plain: dict[str, dict[str, paramiko.PKey]] = {}
+        self.patterns = paramiko.HostKeys()  # hashed or wildcard names: paramiko matches those
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            try:
+                entry = paramiko.hostkeys.HostKeyEntry.from_line(line, number)
+            except paramiko.SSHException:  # paramiko's own loader skips such lines too
+                continue
+            if entry is None or entry.key is None:
+                continue
+            for name in entry.hostnames:
+                if name.startswith("|") or any(c in name for c in "*?!"):
+                    self.patterns.add(name, entry.key.get_name(), entry.key)
+                else:  # the first key of a type wins, as in paramiko's lookup
+                    self.plain.setdefault(name, {}).setdefault(entry.key.get_name(), entry.key)
+
+    @classmethod
+    def of(cls, path: Path) -> "_KnownHosts":
+        stat = path.stat()
+        version = (stat.st_size, stat.st_mtime_ns)
+        with cls._lock:
+            cached = cls._cache.get(str(path))
+            if cached is None or cached[0] != version:
+                cached = cls._cache[str(path)] = (version, cls(path))
+            return cached[1]
+
+    def lookup(self, name: str) -> dict[str, paramiko.PKey] | None:
+        found = dict(self.plain.get(name, {}))
+        if len(self.patterns):
+            for kind, key in (self.patterns.lookup(name) or {}).items():
+                found.setdefault(kind, key)
+        return found or None
 
 
 def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
@@ -382,9 +439,9 @@ class DeviceSession:
             return self._sftp
         self._close_ssh()
         ep = self.endpoint
-        known_host_key(ep, ep.ssh_port)
         client = paramiko.SSHClient()
-        client.load_host_keys(ep.known_hosts)
+        for kind, key in known_host_keys(ep, ep.ssh_port).items():  # the NE's keys only: no re-read of the file
+            client.get_host_keys().add(known_hosts_name(ep.hostname, ep.ssh_port), kind, key)
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         sock = _open_socket(ep, ep.ssh_port)
         try:

@@ -63,6 +63,33 @@ def ensure_ne_limits(names: list[str]) -> None:
                 pass
 
 
+# A wave's NEs would otherwise all start at once: a Prefect server on SQLite answers such a
+# burst of lock acquisitions and run creations with 503 "database is locked", its client
+# backs off 2, 4, 8 s and then gives up (and the NE fails). A few at a time start quickly.
+STARTING_AT_ONCE = 5
+
+
+class _StartTurn:
+    """One of STARTING_AT_ONCE turns to start an NE: taken before its server-side locks, given
+    back as soon as its flow run is running (a state hook), or on any other way out."""
+
+    def __init__(self, turns: threading.Semaphore) -> None:
+        self._turns, self._held = turns, False
+
+    def __enter__(self) -> "_StartTurn":
+        self._turns.acquire()
+        self._held = True
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.next_may_start()
+
+    def next_may_start(self, *_hook_args) -> None:
+        if self._held:
+            self._held = False
+            self._turns.release()
+
+
 def pick_model(models: list, host, *, resuming: bool):
     """The first model that targets this NE, or (None, why none does).
 
@@ -140,6 +167,7 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
     # waiter takes over the moment its peer is done instead of polling a held limit (the server
     # answers 423 with a Retry-After of up to 30 s and writes to its database on every try).
     pool_turns = {h.pool: threading.Lock() for h in eligible if h.pool}
+    starting = threading.Semaphore(STARTING_AT_ONCE)
     stop_reason: str | None = None
     attempted = failures = 0
     for wave in waves:
@@ -158,6 +186,8 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             with ExitStack() as held:
                 if host.pool:
                     held.enter_context(pool_turns[host.pool])
+                turn = held.enter_context(_StartTurn(starting))
+                if host.pool:
                     held.enter_context(concurrency(pool_lock_name(host.pool), occupy=1, strict=True,
                                                    lease_duration=policy.LOCK_LEASE_S))
                 try:
@@ -175,10 +205,11 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
                     return _untouched(host, policy.DEFERRED, f"deferred to the next window: {fit.reason}")
                 board.running(host.name)
                 if ne_deployment:
+                    turn.next_may_start()
                     return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host, campaign_id,
                                           params or {}, on_anomaly, pause_timeout_s)
                 return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
-                                         pause_timeout_s=pause_timeout_s)
+                                         pause_timeout_s=pause_timeout_s, on_running=turn.next_may_start)
 
         with ThreadPoolExecutor(max_workers=max(1, min(cap, len(wave.hosts))), thread_name_prefix="ne") as pool:
             # Each NE's subflow runs in a worker thread with a copy of this flow's context,

@@ -260,11 +260,14 @@ def _ne_change_in_process(*, ne: str = "", plan, host: Host, campaign_id: str, p
     return _final_state(execute_plan(plan, host, campaign_id, pause_timeout_s=pause_timeout_s))
 
 
-def ne_change_subflow(*, ne: str = "", plan, host: Host, campaign_id: str, pause_timeout_s: int) -> dict[str, Any]:
+def ne_change_subflow(*, ne: str = "", plan, host: Host, campaign_id: str, pause_timeout_s: int,
+                      on_running=None) -> dict[str, Any]:
     """The per-NE flow as the campaign calls it in-process, with the plan already compiled;
-    returns the NE's outcome whatever the run's final state."""
-    state = _ne_change_in_process(ne=ne, plan=plan, host=host, campaign_id=campaign_id,
-                                  pause_timeout_s=pause_timeout_s, return_state=True)
+    returns the NE's outcome whatever the run's final state. `on_running(flow, run, state)` is
+    called once the NE's flow run is running."""
+    run = _ne_change_in_process.with_options(on_running=[on_running]) if on_running else _ne_change_in_process
+    state = run(ne=ne, plan=plan, host=host, campaign_id=campaign_id, pause_timeout_s=pause_timeout_s,
+                return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, dict):
         return result

@@ -34,6 +34,7 @@ class Board:
         self._lock = threading.Lock()
         self._progress_id = None
         self._last_table = 0.0
+        self._last_progress = 0.0
 
     def _done_pct(self) -> float:
         final = sum(1 for n in self.names if self.outcomes.get(n, {}).get("status") in policy.FINAL_STATES)
@@ -52,7 +53,9 @@ class Board:
     def update(self, outcomes: dict[str, dict[str, Any]]) -> None:
         with self._lock:
             self.outcomes = outcomes
-            if self._progress_id is not None:
+            # At most every 2 s, like the table: each update is a database write on the server.
+            if self._progress_id is not None and time.time() - self._last_progress >= 2.0:
+                self._last_progress = time.time()
                 update_progress_artifact(self._progress_id, progress=self._done_pct())
             self._table()
 

@@ -18,6 +18,17 @@ from changeline.errors import ChangelineError
 from changeline.flows import stores
 
 DEFAULT_PORT = 4200
+# Stock Prefect writes every task-run state event in a transaction of its own (batch size 1)
+# and persists events 20 at a time; on SQLite those transactions race the API's own writes,
+# which then fail with "database is locked" (503, retried by the client after 2, 4, 8 s).
+# Batches flushed every second cut the transactions and keep recording within ~1 s
+# (measured with bench/campaign_bench.py). Values already in the environment win.
+SERVER_SETTINGS = {
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_BATCH_SIZE": "100",
+    "PREFECT_SERVER_SERVICES_TASK_RUN_RECORDER_FLUSH_INTERVAL": "1",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_BATCH_SIZE": "200",
+    "PREFECT_SERVER_SERVICES_EVENT_PERSISTER_FLUSH_INTERVAL": "1",
+}
 
 
 def healthy(api_url: str, timeout: float = 2.0) -> bool:
@@ -49,7 +60,7 @@ def ensure_server(port: int | None = None, *, wait_s: float = 120.0) -> str:
 
 def server_env(port: int) -> dict[str, str]:
     home = stores.home() / "prefect"
-    env = dict(os.environ)
+    env = {**SERVER_SETTINGS, **os.environ}
     env.setdefault("PREFECT_HOME", str(home))
     env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
     env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
