@@ -84,6 +84,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--engine-env", action="append", default=[], metavar="NAME=VALUE",
                         help="extra environment for the campaign engine process (repeatable)")
     args = parser.parse_args(argv)
+    args.py_spy = None
+    if args.profile:
+        beside = Path(sys.executable).with_name("py-spy")
+        args.py_spy = str(beside) if beside.exists() else shutil.which("py-spy")
+        if args.py_spy is None:
+            parser.error("--profile needs py-spy (it is in the test extras: pip install -e '.[test]')")
     for option in ("server_env", "engine_env"):
         pairs = [item.partition("=") for item in getattr(args, option)]
         if any(not sep or not name for name, sep, _ in pairs):
@@ -183,7 +189,8 @@ def make_images(folder: Path, types: str, payload_kb: int) -> int:
 
 
 def run_engine(mode: str, work: Path, cfg: dict[str, Any], env: dict[str, str], sampler: Sampler, *,
-               timeout_s: float, on_result=None, profile_to: Path | None = None) -> dict[str, Any]:
+               timeout_s: float, on_result=None, profile_to: Path | None = None,
+               py_spy: str = "py-spy") -> dict[str, Any]:
     """Run bench/engine.py in MODE as its own process; `on_result` is called as soon as its
     result file appears (the campaign has ended), while the process may still be exiting."""
     out = work / f"{mode}-result.json"
@@ -199,7 +206,7 @@ def run_engine(mode: str, work: Path, cfg: dict[str, Any], env: dict[str, str], 
     try:
         sampler.watch("engine", proc.pid)
         if profile_to is not None:
-            spy = subprocess.Popen([str(Path(sys.executable).with_name("py-spy")), "record", "--pid", str(proc.pid),
+            spy = subprocess.Popen([py_spy, "record", "--pid", str(proc.pid),
                                     "--format", "raw", "--nolineno", "--rate", "50", "--nonblocking", "--gil",
                                     "--output", str(profile_to)],
                                    stdout=subprocess.DEVNULL, stderr=open(work / "py-spy.log", "wb"))
@@ -299,7 +306,7 @@ def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected
                 result = run_engine("campaign", work, {**cfg, "inventory": str(sim.inventory),
                                                        "campaign_id": "bench-campaign"},
                                     env, sampler, timeout_s=args.engine_timeout, on_result=at_end,
-                                    profile_to=profile_to)
+                                    profile_to=profile_to, py_spy=args.py_spy or "py-spy")
                 result["server_cpu_s"] = round(sampler.mark_cpu("server") - server_cpu0, 1)
                 result["simulator_cpu_s"] = round(sampler.mark_cpu("simulator"), 1)
                 if profile_to is not None and profile_to.exists():
@@ -322,23 +329,27 @@ def _mb(n: int) -> float:
 
 # --- profile --------------------------------------------------------------------------------
 
-COMPONENTS = (  # first match, innermost frame outwards, names the component a sample is charged to
-    ("prefect", "prefect/"), ("ncclient", "ncclient/"), ("paramiko", "paramiko/"), ("netmiko", "netmiko/"),
-    ("http client", "httpx/"), ("http client", "httpcore/"), ("websockets", "websockets/"),
-    ("pydantic", "pydantic"), ("jsonschema", "jsonschema/"), ("lxml", "lxml"), ("cryptography", "cryptography/"),
-    ("asyncio/anyio", "asyncio/"), ("asyncio/anyio", "anyio/"), ("logging", "logging/"), ("rich", "rich/"),
-    ("sqlite (journal)", "journal.py"), ("changeline", "changeline/"), ("changeline", "atoms/"),
-    ("changeline", "devices/"), ("changeline", "flows/"), ("changeline", "models/"),
-    ("threading", "threading.py"), ("concurrent", "concurrent/"),
+ACTIVITIES = (  # a sample is charged to the first activity with a frame on its stack
+    ("device work: atoms, session, ncclient, paramiko", "atoms/"),
+    ("device I/O threads: ncclient, paramiko", "ncclient/"),
+    ("device I/O threads: ncclient, paramiko", "paramiko/"),
+    ("prefect: task engine", "prefect/task_engine"),
+    ("prefect: flow engine", "prefect/flow_engine"),
+    ("prefect: events", "prefect/events/"),
+    ("prefect: logs to the API", "prefect/logging/"),
+    ("prefect: concurrency limits", "prefect/concurrency/"),
+    ("prefect: sync/async bridge", "prefect/_internal/"),
+    ("prefect: other", "prefect/"),
+    ("changeline campaign", "flows/"),
+    ("changeline other", "changeline/"),
 )
 
 
 def summarize_profile(path: Path, top: int = 20) -> dict[str, Any]:
-    """py-spy raw (collapsed) stacks -> samples by component (innermost known frame), top
-    self frames, and how many samples have Prefect anywhere on the stack."""
-    components: Counter = Counter()
+    """py-spy raw (collapsed) stacks of GIL-holding threads -> share by activity (device
+    work or which part of the engine), and the top self frames."""
+    activities: Counter = Counter()
     leaves: Counter = Counter()
-    under_prefect = 0
     total = 0
     for line in path.read_text(errors="replace").splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -348,22 +359,13 @@ def summarize_profile(path: Path, top: int = 20) -> dict[str, Any]:
         frames = stack.split(";")
         total += count
         leaves[frames[-1]] += count
-        if any("prefect/" in f for f in frames):
-            under_prefect += count
-        components[_component(frames)] += count
+        activities[next((name for name, marker in ACTIVITIES if any(marker in f for f in frames)), "other")] += count
     share = (lambda n: round(100.0 * n / total, 1)) if total else (lambda n: 0.0)
+    device = sum(n for name, n in activities.items() if name.startswith("device"))
     return {"samples": total, "rate_hz": 50, "file": str(path),
-            "by_component_pct": {k: share(v) for k, v in components.most_common()},
-            "prefect_on_stack_pct": share(under_prefect),
+            "device_pct": share(device), "engine_pct": share(total - device),
+            "by_activity_pct": {k: share(v) for k, v in activities.most_common()},
             "top_self": [{"frame": f, "pct": share(n)} for f, n in leaves.most_common(top)]}
-
-
-def _component(frames: list[str]) -> str:
-    for frame in reversed(frames):
-        for name, marker in COMPONENTS:
-            if marker in frame:
-                return name
-    return "other"
 
 
 # --- report -----------------------------------------------------------------------------------

@@ -62,7 +62,9 @@ def test_engine_cost_and_overheads(result):
     assert overhead["prefect_task_ms"]["mean"] > 0
     for key in ("pool_lock_acquire", "ne_lock_acquire", "subflow_start", "subflow_end", "total_outside_steps"):
         assert overhead["prefect_per_ne_ms"][key]["n"] == 4
-    assert campaign["profile"]["samples"] > 0 and campaign["profile"]["by_component_pct"]
+    profile = campaign["profile"]
+    assert profile["samples"] > 0 and profile["by_activity_pct"]
+    assert profile["device_pct"] + profile["engine_pct"] == pytest.approx(100, abs=0.2)
 
 
 def test_memory_of_every_process(result):
