@@ -31,6 +31,9 @@ SPEC = AtomSpec(
 )
 
 
+PROBE_S = 10.0  # a healthy NE answers a state read well within this
+
+
 def switch_version(ctx: AtomContext, version: str, *, restart_timeout_s: float, via_rollback: bool = False) -> dict:
     """Activate `version` and return evidence once the NE answers on it. Raises on old version or timeout."""
     before = ne_api.read_state(ctx.session)
@@ -42,27 +45,34 @@ def switch_version(ctx: AtomContext, version: str, *, restart_timeout_s: float, 
             ne_api.activate_software(ctx.session, version)
     except (SessionDropped, DeviceTimeout):
         pass  # the NE may drop us before its reply reaches us; the wait below decides
-    deadline = started + scaled(ctx, restart_timeout_s)
+    limit_s = scaled(ctx, restart_timeout_s)
+    deadline = started + limit_s
     saw_restart = False
+    last_seen = f"on {before.running_version} before activation"
     delay = 0.05
     while True:
         try:
-            state = ne_api.read_state(ctx.session)
+            # Each probe is bounded by the time left (at most PROBE_S): one probe must not
+            # outlive the whole wait.
+            probe_s = min(PROBE_S, max(deadline - time.monotonic(), 0.5))
+            state = ne_api.read_state(ctx.session, timeout=probe_s)
             restarted = saw_restart or state.uptime_s < before.uptime_s or state.uptime_s < time.monotonic() - started
+            last_seen = f"answering on {state.running_version}" + ("" if restarted else ", not yet restarted")
             if state.running_version == version and (restarted or before.running_version == version):
                 return {"from_version": before.running_version, "version": state.running_version,
                         "restart_s": round(time.monotonic() - started, 3)}
             if restarted and state.running_version != version:
                 raise CheckFailed(f"NE restarted but runs {state.running_version}, not {version}",
                                   evidence={"running_version": state.running_version})
-        except TransientError:
+        except TransientError as err:
             saw_restart = True
+            last_seen = f"unreachable ({err.reason})"
             ctx.session.reconnect()
         if time.monotonic() + delay > deadline:
             # Not transient: re-activating an NE that did not come back only digs deeper;
             # the anomaly policy (rollback or an operator) decides what happens next.
-            raise CheckFailed(f"NE not back on {version} within {scaled(ctx, restart_timeout_s):.0f} s "
-                              f"(last seen on {before.running_version})")
+            raise CheckFailed(f"NE not back on {version} within {limit_s:.0f} s (last seen: {last_seen})",
+                              evidence={"last_seen": last_seen})
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
 

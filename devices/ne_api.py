@@ -111,8 +111,8 @@ def _num(value: str, default: float = 0.0) -> float:
         return default
 
 
-def read_state(session: DeviceSession) -> NeState:
-    data = session.get(f'<ne-state xmlns="{NS}"/>')
+def read_state(session: DeviceSession, *, timeout: float | None = None) -> NeState:
+    data = session.get(f'<ne-state xmlns="{NS}"/>', timeout=timeout)
     st = data.find(q("ne-state"))
     if st is None:
         raise_missing(session, "ne-state")
