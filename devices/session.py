@@ -198,6 +198,9 @@ def _rpc_error(err: NcRPCError, endpoint: Endpoint) -> RpcError:
                     host=endpoint.name, tag=app_tag or err.tag or "", evidence=info)
 
 
+CLOSE_TIMEOUT_S = 5.0  # a polite <close-session>; the NE may already be gone
+
+
 class DeviceSession:
     """NETCONF, CLI and file transfer to one NE, each opened lazily on first use.
 
@@ -229,6 +232,7 @@ class DeviceSession:
         if nc is not None:
             try:
                 if nc.connected:
+                    nc.timeout = min(self.rpc_timeout, CLOSE_TIMEOUT_S)  # see _rpc_timeout: may be a dead transport
                     nc.close_session()
             except Exception:  # the NE may already be gone; closing must never raise
                 pass
