@@ -114,6 +114,19 @@ class Journaled:
             self.ctx.journal.finish(self.entry_id, "failed", {"reason": str(exc), "type": type(exc).__name__})
 
 
+# A simulated NE runs its clock fast, but the engine's own latencies (SSH handshakes, a loaded
+# machine) do not shrink with it: a scaled time budget never goes below this many real seconds.
+TIMEOUT_FLOOR_S = 30.0
+
+
+def scaled_timeout(ctx: AtomContext, seconds: float) -> float:
+    """A time budget in the NE's time as real seconds: as is on a network, scaled for
+    simulators but never below TIMEOUT_FLOOR_S (or the budget itself when smaller)."""
+    if ctx.speed >= 1.0:
+        return seconds
+    return max(seconds * ctx.speed, min(seconds, TIMEOUT_FLOOR_S))
+
+
 def scaled(ctx: AtomContext, seconds: float) -> float:
     """A device-side wait in the NE's time: real seconds on a network, scaled for simulators."""
     return max(seconds * ctx.speed, 0.05)

@@ -12,8 +12,8 @@ from typing import Any
 import jsonschema
 
 from changeline.atoms import load
-from changeline.atoms.base import AtomContext, AtomResult
-from changeline.errors import ChangelineError, InputError, Problem, Retry, RollbackFailed, TransientError
+from changeline.atoms.base import AtomContext, AtomResult, scaled_timeout
+from changeline.errors import ChangelineError, InputError, Problem, Retry, RollbackFailed, StepTimeout, TransientError
 
 
 def check_args(atom: str, args: dict[str, Any], *, where: str = "") -> dict[str, Any]:
@@ -31,23 +31,35 @@ def check_args(atom: str, args: dict[str, Any], *, where: str = "") -> dict[str,
     return filled
 
 
-def execute(atom: str, ctx: AtomContext, args: dict[str, Any], *, retry: Retry | None = None) -> AtomResult:
-    """Run an atom; retry only transient device errors, reconnecting first (atoms are idempotent)."""
+def execute(atom: str, ctx: AtomContext, args: dict[str, Any], *, retry: Retry | None = None,
+            timeout_s: float | None = None) -> AtomResult:
+    """Run an atom; retry only transient device errors, reconnecting first (atoms are idempotent).
+
+    `timeout_s` is the step's budget in the NE's time (the model's per-step `timeout`): the
+    session refuses to wait past it and a retry that cannot fit is not started (StepTimeout).
+    """
     module = load(atom)
     args = check_args(atom, args)
     retry = retry or Retry(attempts=module.SPEC.transient_retries + 1)
-    for attempt, delay in enumerate([*retry.delays, None]):
-        try:
-            result = module.run(ctx, **args)
-            if attempt:
-                result.evidence.setdefault("transient_retries", attempt)
-            return result
-        except TransientError as err:
-            if delay is None:
-                raise
-            ctx.log(f"{ctx.ne} {atom}: transient error, retry {attempt + 1}/{len(retry.delays)} in {delay:.1f} s: {err.reason}")
-            ctx.session.reconnect()
-            time.sleep(delay)
+    budget = None if timeout_s is None else scaled_timeout(ctx, timeout_s)
+    what = f"step {ctx.step or atom} ({atom}, timeout {timeout_s:g} s)" if timeout_s is not None else ""
+    with ctx.session.deadline(budget, what):
+        for attempt, delay in enumerate([*retry.delays, None]):
+            try:
+                result = module.run(ctx, **args)
+                if attempt:
+                    result.evidence.setdefault("transient_retries", attempt)
+                return result
+            except TransientError as err:
+                if delay is None:
+                    raise
+                left = ctx.session.time_left()
+                if left is not None and left <= delay:
+                    raise StepTimeout(f"{what} ran out of time after {attempt + 1} attempt(s); last: {err.reason}",
+                                      host=ctx.ne) from err
+                ctx.log(f"{ctx.ne} {atom}: transient error, retry {attempt + 1}/{len(retry.delays)} in {delay:.1f} s: {err.reason}")
+                ctx.session.reconnect()
+                time.sleep(delay)
     raise AssertionError("unreachable")
 
 

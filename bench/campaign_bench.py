@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import secrets
 import shutil
 import signal
@@ -42,7 +43,9 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import limit as limit_mod  # noqa: E402
+from changeline.flows.server import engine_settings  # noqa: E402
 from bench.procs import (  # noqa: E402
+    local_postgres,
     REPO,
     Sampler,
     recorded_runs,
@@ -76,6 +79,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--record-timeout", type=float, default=900.0,
                         help="seconds to wait after the campaign for the server to record every task run")
     parser.add_argument("--keep", action="store_true", help="keep simulator state and CHANGELINE_HOME dirs")
+    parser.add_argument("--postgres", action="store_true",
+                        help="the Prefect server on a fresh database of this machine's PostgreSQL (started if "
+                             "down; root) instead of SQLite; its memory (PSS) and CPU are measured too")
     parser.add_argument("--stock-server", action="store_true",
                         help="start the Prefect server with Prefect's defaults instead of changeline's "
                              "(changeline.flows.server.SERVER_SETTINGS)")
@@ -268,8 +274,15 @@ def baseline_part(args, work: Path, password: str, cfg: dict[str, Any]) -> tuple
 def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected_tasks: int,
                   expected_flows: int) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     recording: dict[str, Any] = {}
+    server_env = dict(args.server_env)
+    database = None
+    if args.postgres:
+        database = local_postgres(f"changeline_bench_{os.getpid()}")
+        server_env.setdefault("PREFECT_API_DATABASE_CONNECTION_URL", database.url)
     with Sampler() as sampler:
-        server = start_prefect_server(work / "prefect-server", extra_env=args.server_env)
+        if database is not None:
+            sampler.watch("database", database.postmaster_pid, shared_memory=True)
+        server = start_prefect_server(work / "prefect-server", extra_env=server_env)
         try:
             sampler.watch("server", server.proc.pid)
             sim = start_simulator(work / "sim-campaign", nes=args.nes, speed=args.speed, password=password,
@@ -278,7 +291,8 @@ def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected
                 sampler.watch("simulator", sim.proc.pid)
                 env = engine_env(work / "home-campaign", password, {
                     "PREFECT_API_URL": server.api_url, "PREFECT_HOME": str(work / "prefect-client"),
-                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", **args.engine_env})
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                    **({} if args.stock_server else engine_settings(server.api_url)), **args.engine_env})
                 server_cpu0 = sampler.mark_cpu("server")
 
                 def at_end(result: dict[str, Any]) -> dict[str, Any]:
@@ -315,12 +329,24 @@ def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected
                 sim.stop()
         finally:
             server.stop()
+            if database is not None:
+                result_db_cpu = round(sampler.mark_cpu("database"), 1)
+                database.drop()
+    if database is not None:
+        result["database_cpu_s"] = result_db_cpu
     result["simulator_startup_s"] = round(sim.startup_s, 1)
     result["server_startup_s"] = round(server.startup_s, 1)
     recording["database"] = server.database
     memory = {"engine_mb": _mb(sampler.stats["engine"].peak_rss), "server_mb": _mb(sampler.stats["server"].peak_rss),
               "simulator_mb": _mb(sampler.stats["simulator"].peak_rss), "total_mb": _mb(sampler.peak_total)}
+    if database is not None:
+        memory["database_pss_mb"] = _mb(sampler.stats["database"].peak_rss)
     return result, memory, recording
+
+
+def _redact(value: str) -> str:
+    """A database URL's password never reaches the report."""
+    return re.sub(r"(://[^:/@]+):[^@]*@", r"\1:***@", value)
 
 
 def _mb(n: int) -> float:
@@ -389,7 +415,7 @@ def report(args, limit: dict, baseline: dict | None, campaign: dict | None, memo
         overhead["prefect_task_ms"] = campaign["step_overhead_ms"]
         overhead["prefect_per_ne_ms"] = {
             "start_turn_wait": campaign.get("start_turn_wait_ms"),
-            "pool_lock_acquire": campaign.get("pool_lock_ms"), "ne_lock_acquire": campaign.get("ne_lock_ms"),
+            "ne_and_pool_lock_acquire": campaign.get("ne_lock_ms"),
             "subflow_start": campaign.get("work_start_ms"), "subflow_end": campaign.get("work_end_ms"),
             "total_outside_steps": campaign.get("ne_overhead_ms")}
     for name, part in (("campaign", campaign), ("baseline", baseline)):
@@ -405,7 +431,7 @@ def report(args, limit: dict, baseline: dict | None, campaign: dict | None, memo
                    "image_kb": args.image_kb, "types": args.types,
                    "models": [str(Path(m).relative_to(REPO)) for m in MODELS],
                    "topology": "python -m changeline.devices.sim --count N: types round-robin, pools of 2 per type",
-                   "database": recording.get("database"), "server_env": args.server_env,
+                   "database": recording.get("database"), "server_env": {k: _redact(v) for k, v in args.server_env.items()},
                    "engine_env": args.engine_env, "python": platform.python_version(),
                    "prefect": _prefect_version(), "cpus": os.cpu_count(),
                    "load_avg_at_start": [round(x, 2) for x in os.getloadavg()]},
@@ -456,7 +482,9 @@ def summary_line(res: dict[str, Any]) -> str:
                   f"+{res['overhead'].get('per_step_ms_critical_path', float('nan'))} ms/step (critical path),",
                   f"Prefect task {c['step_overhead_ms']['mean']} ms;",
                   f"peak RSS engine {mem.get('engine_mb')} + server {mem.get('server_mb')} + sim "
-                  f"{mem.get('simulator_mb')} = {mem.get('total_mb')} MiB;",
+                  f"{mem.get('simulator_mb')}"
+                  + (f" + PostgreSQL (PSS) {mem['database_pss_mb']}" if "database_pss_mb" in mem else "")
+                  + f" = {mem.get('total_mb')} MiB;",
                   f"task runs recorded at end {rec['at_end']['task_runs_final']}/{rec['expected_task_runs']}, "
                   f"all after {rec.get('seconds_until_all_recorded')} s"]
     return " ".join(parts)

@@ -201,7 +201,9 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
     @contextmanager
     def timed_concurrency(name, *args, **kwargs):
         ne = stamps.current
-        kind = "pool_lock" if name.startswith(campaign_module.pool_lock_name("")) else "ne_lock"
+        # the campaign takes an NE and its pool in one request (a list of names): that is "ne_lock"
+        kind = "pool_lock" if isinstance(name, str) and name.startswith(campaign_module.pool_lock_name("")) \
+            else "ne_lock"
         stamps.mark(ne, f"{kind}_start")
         with concurrency(name, *args, **kwargs):
             stamps.mark(ne, f"{kind}_end")
@@ -249,6 +251,7 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     from changeline.atoms import runner
     from changeline.atoms.base import AtomContext
+    from changeline.errors import Retry
     from changeline.devices.inventory import load_inventory
     from changeline.devices.session import DeviceSession, Endpoint
     from changeline.flows import stores
@@ -289,7 +292,8 @@ def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
                     ctx.step = step.name
                     journal.set_ne_status(campaign_id, host.name, "running", f"step {step.name}")
                     started = time.time()
-                    result = runner.execute(step.atom, ctx, step.args).to_dict()
+                    result = runner.execute(step.atom, ctx, step.args, timeout_s=step.timeout_s,
+                                            retry=Retry(attempts=step.retries + 1)).to_dict()
                     out["steps"].append({"name": step.name, "status": "done", "duration_s": time.time() - started})
                     journal.record_step(campaign_id, host.name, step.name, "done", result)
                 out["status"], out["reason"] = "done", "reached target"

@@ -213,6 +213,7 @@ class Sampler:
     def __init__(self, interval: float = 0.5) -> None:
         self.interval = interval
         self.roles: dict[str, int] = {}
+        self._pss: set[str] = set()
         self.stats: dict[str, RoleStats] = {}
         self.peak_total = 0
         self.samples = 0
@@ -220,9 +221,13 @@ class Sampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True, name="sampler")
 
-    def watch(self, role: str, pid: int) -> None:
+    def watch(self, role: str, pid: int, *, shared_memory: bool = False) -> None:
+        """`shared_memory`: count PSS, not RSS (PostgreSQL's backends map one shared buffer
+        pool each; summing their RSS would count it once per backend)."""
         with self._lock:
             self.roles[role] = pid
+            if shared_memory:
+                self._pss.add(role)
             self.stats.setdefault(role, RoleStats())
         self.sample()
 
@@ -252,7 +257,7 @@ class Sampler:
                 for proc in _tree(pid):
                     try:
                         with proc.oneshot():
-                            rss += proc.memory_info().rss
+                            rss += proc.memory_full_info().pss if role in self._pss else proc.memory_info().rss
                             times = proc.cpu_times()
                     except psutil.Error:
                         continue
@@ -269,3 +274,45 @@ class Sampler:
         self.sample()
         with self._lock:
             return self.stats[role].cpu_s if role in self.stats else 0.0
+
+
+# --- PostgreSQL for the Prefect server -----------------------------------------------------
+
+PG_VERSION = "15"
+
+
+@dataclass
+class PostgresDatabase:
+    url: str               # for PREFECT_API_DATABASE_CONNECTION_URL (holds a password: never print it)
+    name: str
+    postmaster_pid: int
+
+    def drop(self) -> None:
+        _psql(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+
+
+def local_postgres(name: str) -> PostgresDatabase:
+    """A fresh database on this machine's Debian PostgreSQL cluster (started if down), owned by
+    a bench role with a new random password. Root only (it runs psql as the postgres user)."""
+    import secrets
+
+    if os.geteuid() != 0:
+        raise RuntimeError("--postgres needs root (it starts the local cluster and creates a database)")
+    if subprocess.run(["pg_ctlcluster", PG_VERSION, "main", "status"], capture_output=True).returncode != 0:
+        subprocess.run(["pg_ctlcluster", PG_VERSION, "main", "start"], check=True, capture_output=True)
+    password = secrets.token_urlsafe(18)
+    _psql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname='changeline_bench') THEN "
+          "CREATE ROLE changeline_bench LOGIN; END IF; END $$")
+    _psql(f"ALTER ROLE changeline_bench PASSWORD '{password}'")
+    _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    _psql(f'CREATE DATABASE "{name}" OWNER changeline_bench')
+    pid = int(Path(f"/var/run/postgresql/{PG_VERSION}-main.pid").read_text().split()[0])
+    return PostgresDatabase(f"postgresql+asyncpg://changeline_bench:{password}@127.0.0.1:5432/{name}", name, pid)
+
+
+def _psql(sql: str) -> None:
+    # SQL on stdin, not argv: the role's password must not show in the process list.
+    done = subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1"],
+                          input=sql, capture_output=True, text=True, cwd="/")
+    if done.returncode != 0:
+        raise RuntimeError(f"psql failed: {done.stderr.strip()[:500]}")

@@ -74,6 +74,11 @@ class SessionDropped(TransientError):
     """The session closed under us (an NE restart, a dropped connection)."""
 
 
+class StepTimeout(DeviceError):
+    """A step used up its time budget (the model's per-step `timeout`). Not transient:
+    retrying would only run further past the budget the change window was planned with."""
+
+
 class AuthenticationError(DeviceError):
     """Credentials refused; retrying would only lock the account."""
 

@@ -39,6 +39,7 @@ from changeline.errors import (
     HostKeyError,
     RpcError,
     SessionDropped,
+    StepTimeout,
 )
 
 log = logging.getLogger("changeline.session")
@@ -218,6 +219,39 @@ class DeviceSession:
         self._sftp: paramiko.SFTPClient | None = None
         # What we learned about the NE that cannot change while it runs (e.g. which contract it speaks).
         self.facts: dict[str, object] = {}
+        # A step's time budget (monotonic deadline, and what to say when it is spent): every
+        # call checks it and no RPC or CLI read waits past it.
+        self._deadline: tuple[float, str] | None = None
+
+    # --- step deadline -----------------------------------------------------------------
+
+    @contextmanager
+    def deadline(self, seconds: float | None, what: str) -> Iterator[None]:
+        """`with session.deadline(30, "step activate (timeout 900 s)")`: calls inside raise
+        StepTimeout once the time is spent, and no single call waits beyond it."""
+        if seconds is None:
+            yield
+            return
+        outer, self._deadline = self._deadline, (time.monotonic() + seconds, what)
+        try:
+            yield
+        finally:
+            self._deadline = outer
+
+    def time_left(self) -> float | None:
+        """Seconds left of the current step's budget (None: no budget); StepTimeout when spent."""
+        if self._deadline is None:
+            return None
+        left = self._deadline[0] - time.monotonic()
+        if left <= 0:
+            raise StepTimeout(f"{self._deadline[1]} ran out of time", host=self.endpoint.name)
+        return left
+
+    def _bounded(self, seconds: float | None) -> float | None:
+        left = self.time_left()
+        if left is None:
+            return seconds
+        return left if seconds is None else min(seconds, left)
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -290,6 +324,7 @@ class DeviceSession:
             return self._nc
         self._nc = None
         ep = self.endpoint
+        connect_s = self._bounded(ep.timeout)
         hostkey = known_host_key(ep, ep.netconf_port)
         sock = _open_socket(ep, ep.netconf_port)
         try:
@@ -297,7 +332,7 @@ class DeviceSession:
                 host=ep.hostname, port=ep.netconf_port, username=ep.username, password=ep.password,
                 key_filename=ep.key_file, allow_agent=False, look_for_keys=False,
                 hostkey_verify=True, hostkey_b64=hostkey.get_base64(), sock=sock,
-                timeout=ep.timeout, manager_params={"timeout": self.rpc_timeout},
+                timeout=connect_s, manager_params={"timeout": self.rpc_timeout},
                 device_params={"name": "default"},
             )
         except Exception as err:
@@ -315,7 +350,15 @@ class DeviceSession:
         return any(c.split("?")[0].rsplit(":", 2)[-2] == name for c in self.server_capabilities
                    if c.startswith("urn:ietf:params:netconf:capability:"))
 
-    def _call(self, what: str, fn, *args, **kwargs):
+    def _call(self, what: str, fn, *args, _timeout: float | None = None, **kwargs):
+        # `_timeout` bounds this one RPC instead of rpc_timeout; so does the step's deadline.
+        # Probes that must notice a restart fast need it: ncclient has a window where an RPC
+        # sent just as the peer drops the session is queued on a transport whose reader already
+        # gave up, and nobody answers it for the whole RPC timeout (seen: 30 s after an activation).
+        limit = self._bounded(_timeout)
+        nc = self._nc
+        if limit is not None and nc is not None:
+            nc.timeout = max(0.5, limit)
         try:
             return fn(*args, **kwargs)
         except NcRPCError as err:
@@ -324,29 +367,18 @@ class DeviceSession:
             mapped = _map_nc_error(err, self.endpoint)
             if isinstance(mapped, (SessionDropped, DeviceTimeout)):
                 self._nc = None
+                if self._deadline is not None:
+                    self.time_left()  # a timeout because the step's time ran out says so
             raise mapped from err
+        finally:
+            if limit is not None and nc is not None:
+                nc.timeout = self.rpc_timeout
 
     def get(self, filter_xml: str | None = None, *, timeout: float | None = None) -> etree._Element:
         """`timeout` bounds this one RPC (e.g. probes while an NE restarts) instead of rpc_timeout."""
         nc = self.netconf
-        with self._rpc_timeout(nc, timeout):
-            reply = self._call("get", nc.get, filter=("subtree", filter_xml) if filter_xml else None)
+        reply = self._call("get", nc.get, filter=("subtree", filter_xml) if filter_xml else None, _timeout=timeout)
         return _data(reply)
-
-    @contextmanager
-    def _rpc_timeout(self, nc, timeout: float | None):
-        # ncclient has a window where an RPC sent just as the peer drops the session is queued on
-        # a transport whose reader already gave up: nobody answers it and it waits the whole RPC
-        # timeout (seen: 30 s after an activation). Probes that must notice a restart fast pass a
-        # short timeout here.
-        if timeout is None:
-            yield
-            return
-        nc.timeout = max(0.5, timeout)
-        try:
-            yield
-        finally:
-            nc.timeout = self.rpc_timeout
 
     def get_config(self, source: str = "running", filter_xml: str | None = None) -> etree._Element:
         nc = self.netconf
@@ -420,9 +452,10 @@ class DeviceSession:
     # --- CLI ---------------------------------------------------------------------------
 
     def cli(self, command: str, *, read_timeout: float | None = None) -> str:
+        self.time_left()
         conn = self._cli_connection()
         try:
-            output = conn.send_command(command, read_timeout=read_timeout or self.endpoint.timeout)
+            output = conn.send_command(command, read_timeout=self._bounded(read_timeout or self.endpoint.timeout))
         except Exception as err:
             self._close_cli()
             raise _map_ssh_error(err, self.endpoint, "CLI") from err
@@ -455,6 +488,7 @@ class DeviceSession:
 
     @property
     def sftp(self) -> paramiko.SFTPClient:
+        self.time_left()
         if self._sftp is not None and self._ssh is not None and self._ssh.get_transport() \
                 and self._ssh.get_transport().is_active():
             return self._sftp

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -55,7 +56,36 @@ def ensure_server(port: int | None = None, *, wait_s: float = 120.0) -> str:
                 raise ChangelineError(f"Prefect server did not answer on {api_url} within {wait_s:.0f} s; see {log}")
             time.sleep(0.5)
     os.environ["PREFECT_API_URL"] = api_url
+    for name, value in engine_settings(api_url).items():
+        os.environ.setdefault(name, value)
     return api_url
+
+
+def engine_settings(api_url: str) -> dict[str, str]:
+    """Prefect settings for a process that runs campaigns (before Prefect is imported):
+    the terminal shows Prefect's warnings and errors only - `changeline run` draws progress
+    bars, and the UI keeps every log line (rendering thousands of per-task INFO lines cost
+    ~3% of a 200-NE campaign's engine time) - plus what suits this server."""
+    return {"PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING", **client_settings(api_url)}
+
+
+def client_settings(api_url: str) -> dict[str, str]:
+    """Client settings that suit this server.
+
+    Prefect's client asks for a CSRF token before its first write on every new client
+    object, and the concurrency-limit helpers make a new client per call: against a server
+    without CSRF protection (the default) that was one wasted request per lock acquire,
+    renew and release (900 of 4,363 requests in a 200-NE campaign).
+    """
+    try:
+        with urllib.request.urlopen(f"{api_url.rstrip('/')}/csrf-token?client=changeline-probe", timeout=5):
+            return {}  # protection is on: the client needs its tokens
+    except urllib.error.HTTPError as err:
+        if err.code == 422 and b"disabled" in err.read():
+            return {"PREFECT_CLIENT_CSRF_SUPPORT_ENABLED": "false"}
+        return {}
+    except OSError:
+        return {}
 
 
 def server_env(port: int) -> dict[str, str]:

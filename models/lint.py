@@ -275,6 +275,10 @@ class _Lint:
             if step.raw.get("onFailure") == "continue" and spec.mutating:
                 self.problem(step.path + ("onFailure",), f"{step.atom} changes the NE: continuing after it "
                              "failed would go on with the NE half changed (use rollback, pause or abort)")
+            timeout = _num(step.raw.get("timeout"))
+            if timeout is not None and timeout < self.estimate(step):
+                self.problem(step.path + ("timeout",), f"timeout {timeout:g} s is shorter than the step's "
+                             f"estimated {self.estimate(step):g} s: it would time out on a normal run")
         stage_names: dict[str, int] = {}
         for i, stage in enumerate(_list(self.spec.get("stages"))):
             name = _dict(stage).get("name")

@@ -18,6 +18,7 @@ NES = [
     {"name": "upf-2", "type": "UPF", "version": "1.2.0"},
     {"name": "nrf-1", "type": "NRF", "version": "1.2.0"},
     {"name": "nrf-2", "type": "NRF", "version": "1.2.0"},
+    {"name": "nrf-3", "type": "NRF", "version": "1.2.0"},
     {"name": "pcscf-1", "type": "P-CSCF", "version": "1.2.0"},
     {"name": "pcscf-2", "type": "P-CSCF", "version": "1.2.0"},
     {"name": "scscf-1", "type": "S-CSCF", "version": "1.2.0"},

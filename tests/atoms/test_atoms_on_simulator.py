@@ -11,7 +11,7 @@ from changeline.atoms import runner
 from changeline.atoms.backup import read_running
 from changeline.devices import ne_api
 from changeline.devices.sim.images import generate_image
-from changeline.errors import CheckFailed, RpcError
+from changeline.errors import CheckFailed, RpcError, StepTimeout
 
 NS = ne_api.NS
 SCENARIOS = {"AMF": ["ue-registration"], "SMF": ["pdu-session"], "UPF": ["pdu-session"], "NRF": ["nf-discovery"],
@@ -112,6 +112,28 @@ def test_activation_that_never_returns_times_out(ctx_for, images, sim):
     with pytest.raises(CheckFailed, match="not back on 1.3.0"):
         runner.execute("activate_software", ctx, {"version": "1.3.0", "restart_timeout_s": 300})
     assert state(ctx).running_version == "1.2.0"
+
+
+def test_step_timeout_stops_a_hung_activation_at_its_budget(ctx_for, images, sim):
+    # The model's per-step timeout is shorter than the atom's own restart wait (900 s of NE
+    # time, 9 s here) and the RPC timeout: the step ends when its budget is spent, not later.
+    ctx = ctx_for("nrf-3")
+    prepare(ctx, images["NRF"])
+    sim.control.add_fault("nrf-3", "activate-hang")
+    ctx.step = "act"
+    started = time.monotonic()
+    with pytest.raises(StepTimeout, match=r"step act \(activate_software, timeout 3 s\) ran out of time") as err:
+        runner.execute("activate_software", ctx, {"version": "1.3.0"}, timeout_s=3)
+    took = time.monotonic() - started
+    assert 3 <= took < 6, took
+    assert "nrf-3" in err.value.reason
+    entry = ctx.journal.to_undo(ctx.run_id, ctx.ne)[0]  # journaled before it acted: rollback knows
+    assert entry.atom == "activate_software"
+    sim.control.clear_faults("nrf-3")
+    ctx.session.reconnect()
+    assert state(ctx).running_version == "1.2.0"
+    # the budget ends with the step: later calls on the session are not limited by it
+    assert runner.execute("precheck", ctx, {"expected_versions": ["1.2.0"]}).ok
 
 
 def test_missing_cdrs_fail_billing_check_naming_the_records(ctx_for, sim):

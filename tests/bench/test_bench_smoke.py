@@ -60,7 +60,7 @@ def test_engine_cost_and_overheads(result):
         assert isinstance(overhead[key], float)
     assert overhead["prefect_task_ms"]["n"] == result["limit"]["steps_total"]
     assert overhead["prefect_task_ms"]["mean"] > 0
-    for key in ("pool_lock_acquire", "ne_lock_acquire", "subflow_start", "subflow_end", "total_outside_steps"):
+    for key in ("ne_and_pool_lock_acquire", "subflow_start", "subflow_end", "total_outside_steps"):
         assert overhead["prefect_per_ne_ms"][key]["n"] == 4
     profile = campaign["profile"]
     assert profile["samples"] > 0 and profile["by_activity_pct"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from changeline.devices import ne_api
 from changeline.flows.campaign import campaign
 from tests.flows.conftest import UPGRADE_MODELS
@@ -228,3 +230,27 @@ def test_sigkill_mid_campaign_then_resume_finishes_every_ne_once(prefect_api, li
         # RPC leaves an intent the resumed run completes; a kill after it finds it done).
         assert flow_sim.control.ne(name)["restarts"] == 1, name
         assert journal.ne_statuses("crash")[name][0] == "done"
+
+
+def test_a_step_over_its_model_timeout_is_an_anomaly_and_rolls_back(prefect_api, line_home, flow_sim, image_repo,
+                                                                    tmp_path):
+    # The model gives activate 3 s (an estimate to match, so lint accepts it); the NE never
+    # answers the activation. The step ends at its budget, not after the atom's own restart wait.
+    text = Path(UPGRADE_MODELS[-1]).read_text()  # upf-upgrade
+    assert "atom: activate_software\n          estimate: 180\n" in text
+    model = tmp_path / "upf-upgrade-timeout.yaml"
+    model.write_text(text.replace("atom: activate_software\n          estimate: 180\n",
+                                  "atom: activate_software\n          estimate: 2\n          timeout: 3\n"))
+    flow_sim.control.add_fault("upf-13", "activate-hang")
+    try:
+        summary = campaign(models=[str(model)], inventory=str(flow_sim.inventory_path), targets="upf-13",
+                           campaign_id="step-timeout", params={"image_repo": str(image_repo)}, on_anomaly="rollback")
+    finally:
+        flow_sim.control.clear_faults("upf-13")
+    out = summary["nes"]["upf-13"]
+    assert out["status"] == "rolled-back", out
+    activate = next(s for s in out["steps"] if s["name"] == "activate")
+    assert activate["status"] == "failed" and "timeout 3 s) ran out of time" in activate["reason"], activate
+    assert activate["duration_s"] < 15, activate  # the budget, not the 900 s restart wait (9 s here) or the RPC timeout (30 s)
+    assert out["rollback"]["ok"]
+    assert _state(flow_sim, "upf-13")[0].running_version == "1.2.0"

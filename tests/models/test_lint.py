@@ -120,3 +120,12 @@ def test_secret_values(value):
 ])
 def test_ordinary_values(value):
     assert secret_value(value) is None
+
+
+def test_a_step_timeout_shorter_than_its_estimate_is_flagged():
+    # backup's atom estimate is its SPEC.estimate_s; an explicit `estimate` overrides it
+    short = BASE.replace("{name: backup, atom: backup}", "{name: backup, atom: backup, timeout: 1}")
+    assert any("spec.stages[0].steps[0].timeout: timeout 1 s is shorter than the step's estimated" in p
+               and p.startswith("10:") for p in problems(short))
+    fine = BASE.replace("{name: backup, atom: backup}", "{name: backup, atom: backup, timeout: 1, estimate: 1}")
+    assert problems(fine) == []

@@ -87,3 +87,15 @@ def test_window_fit_counts_worst_case_rollback():
     assert not tight.fits and "700 s" in tight.reason
     assert policy.window_fit(now=now, window_end=end, estimate_s=400, rollback_s=300, scale=0.01).fits
     assert policy.window_fit(now=now, window_end=None, estimate_s=1e9, rollback_s=0).fits
+
+
+def test_step_budget_scales_for_simulators_but_keeps_a_real_floor():
+    from types import SimpleNamespace
+
+    from changeline.atoms.base import TIMEOUT_FLOOR_S, scaled_timeout
+
+    network, fast_sim = SimpleNamespace(speed=1.0), SimpleNamespace(speed=0.01)
+    assert scaled_timeout(network, 900) == 900                  # real NEs: the model's seconds
+    assert scaled_timeout(fast_sim, 9000) == 90                 # scaled like the NE's own delays
+    assert scaled_timeout(fast_sim, 900) == TIMEOUT_FLOOR_S     # engine latencies do not scale
+    assert scaled_timeout(fast_sim, 3) == 3                     # a budget below the floor stays as written
