@@ -8,7 +8,7 @@ Both write one JSON result to CONFIG's `out`; the parent samples this process's 
 Both modes stamp, per NE, when a worker picked it, its lock waits, when its work (the step
 sequence) started and ended and when the worker was done with it, so the result says where
 wall time went. The campaign's stamps come from thin wrappers around names the campaign
-module looks up at call time (`concurrency`, `ne_change_subflow`, `compile_for_host`,
+module looks up at call time (`NeLocks.hold`, `ne_change_subflow`, `compile_for_host`,
 `plan_waves`); the flow code itself is unchanged.
 
 The campaign's environment (PREFECT_API_URL, PREFECT_HOME, CHANGELINE_HOME) is set by the
@@ -176,9 +176,20 @@ class ApiCalls:
                 "top": dict(sorted(self.counts.items(), key=lambda kv: -kv[1])[:15])}
 
 
+def _thread_names() -> dict[str, int]:
+    """Live threads by name with digits dropped (what is still running when the campaign ends)."""
+    import re
+
+    names: dict[str, int] = defaultdict(int)
+    for thread in threading.enumerate():
+        names[re.sub(r"\d+", "N", thread.name)] += 1
+    return dict(sorted(names.items(), key=lambda kv: -kv[1]))
+
+
 def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
     t_import = time.perf_counter()
     from changeline.flows import campaign as campaign_module
+    from changeline.flows import locks as locks_module
     from changeline.models import compile as compile_module
     import_s = time.perf_counter() - t_import
 
@@ -186,7 +197,7 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
     stamps.time_atoms()
     calls = ApiCalls()
     calls.install()
-    subflow, concurrency = campaign_module.ne_change_subflow, campaign_module.concurrency
+    subflow = campaign_module.ne_change_subflow
     compile_for_host, plan_waves = compile_module.compile_for_host, compile_module.plan_waves
 
     def picked_compile(model, host, *args, **kwargs):
@@ -198,15 +209,14 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
         stamps.waves = [list(w.names) for w in waves]
         return waves
 
+    hold = locks_module.NeLocks.hold
+
     @contextmanager
-    def timed_concurrency(name, *args, **kwargs):
-        ne = stamps.current
-        # the campaign takes an NE and its pool in one request (a list of names): that is "ne_lock"
-        kind = "pool_lock" if isinstance(name, str) and name.startswith(campaign_module.pool_lock_name("")) \
-            else "ne_lock"
-        stamps.mark(ne, f"{kind}_start")
-        with concurrency(name, *args, **kwargs):
-            stamps.mark(ne, f"{kind}_end")
+    def timed_hold(self, names, *, wait_s):
+        ne = stamps.current  # one request takes the NE and its pool: stamped as "ne_lock"
+        stamps.mark(ne, "ne_lock_start")
+        with hold(self, names, wait_s=wait_s):
+            stamps.mark(ne, "ne_lock_end")
             yield
 
     def timed_subflow(**kwargs):
@@ -229,7 +239,7 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
 
     campaign_module.ne_change_subflow = timed_subflow
     campaign_module._StartTurn = StampedTurn
-    campaign_module.concurrency = timed_concurrency
+    locks_module.NeLocks.hold = timed_hold
     compile_module.compile_for_host = picked_compile
     compile_module.plan_waves = recorded_waves
 
@@ -240,6 +250,7 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
     wall, cpu, ended = time.monotonic() - t0, cpu_seconds() - cpu0, time.time()
     return {"mode": "campaign", "wall_s": wall, "cpu_s": cpu, "import_s": import_s,
             "threads_at_end": threading.active_count(),
+            "threads_at_end_by_name": _thread_names(),
             "subflows": sum(1 for t in stamps.ne.values() if "call" in t),
             **stamps.analyse(summary["nes"], began, ended),
             "api_requests": calls.summary(len(summary["nes"])),

@@ -2,9 +2,9 @@
 
 Composition only: which NEs, in which wave, whether the window still fits one, whether
 the failure budget is spent - all pure decisions (flows.policy, models.compile); the
-NE work is the per-NE flow. Two campaigns never touch one NE at once: each NE run
-holds a Prefect global concurrency slot named after the NE (strict, so a missing
-limit is an error rather than a silent no-lock).
+NE work is the per-NE flow. Two campaigns never touch one NE (or two members of one
+pool) at once: each NE run holds the Prefect global concurrency limits of the NE and its
+pool (flows.locks; strict, so a missing limit is an error rather than a silent no-lock).
 """
 
 from __future__ import annotations
@@ -20,48 +20,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 from prefect import flow, get_run_logger
-from prefect.concurrency.sync import concurrency
 
 from changeline.devices.inventory import load_inventory
 from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
+from changeline.flows.locks import NeLocks, lock_names, ne_lock_name, pool_lock_name  # noqa: F401 (re-exported)
 from changeline.flows.ne_flow import NEOutcome, ne_change_subflow, time_scale
-
-
-def ne_lock_name(ne: str) -> str:
-    return f"changeline-ne-{ne}"
-
-
-def pool_lock_name(pool: str) -> str:
-    return f"changeline-pool-{pool}"
-
-
-def lock_names(host) -> list[str]:
-    """The NE itself, and its pool: one member of a pool at a time leaves the others to carry
-    its traffic (two drained together could leave a small pool with no capacity)."""
-    return ([pool_lock_name(host.pool)] if host.pool else []) + [ne_lock_name(host.name)]
-
-
-def ensure_ne_limits(names: list[str]) -> None:
-    """One global concurrency limit of 1 per NE and per pool (created once, kept)."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
-    from prefect.exceptions import ObjectAlreadyExists
-
-    with get_client(sync_client=True) as client:
-        existing: set[str] = set()
-        while True:  # the API pages at 200
-            page = client.read_global_concurrency_limits(limit=200, offset=len(existing))
-            existing |= {lim.name for lim in page}
-            if len(page) < 200:
-                break
-        for name in names:
-            if name in existing:
-                continue
-            try:
-                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
-            except ObjectAlreadyExists:
-                pass
 
 
 # A wave's NEs would otherwise all start at once: a Prefect server on SQLite answers such a
@@ -173,74 +137,74 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
     cap = concurrency_cap or primary.concurrency or 1
     board = progress.Board(campaign_id, [h.name for h in hosts], outcomes)
     board.publish()
-    if eligible:
-        ensure_ne_limits(sorted({name for h in eligible for name in lock_names(h)}))
-    # This campaign's NEs of one pool queue on an in-process lock before asking the server, so a
-    # waiter takes over the moment its peer is done instead of polling a held limit (the server
-    # answers 423 with a Retry-After of up to 30 s and writes to its database on every try).
-    pool_turns = {h.pool: threading.Lock() for h in eligible if h.pool}
-    starting = threading.Semaphore(turns)
-    stop_reason: str | None = None
-    attempted = failures = 0
-    for wave in waves:
-        if stop_reason:
-            for host in wave.hosts:
-                outcomes[host.name] = _untouched(host, policy.SKIPPED, f"not started: {stop_reason}")
-                journal.set_ne_status(campaign_id, host.name, policy.SKIPPED, stop_reason)
-            board.update(outcomes)
-            continue
-        logger.info("wave %s: %d NE(s), concurrency %d", wave.name, len(wave.hosts), cap)
-
-        def one(host):
-            plan = compile_for_host(chosen[host.name], host, params or {}, on_anomaly=on_anomaly)
-            # This campaign's pool members queue in-process (pool_turns); then the NE and its pool
-            # are taken on the server in one atomic request with a bounded wait, so another
-            # campaign working on the NE or a member of its pool makes this NE wait, then skip
-            # with a reason - never run beside it. One request: no lock order, no deadlock, and
-            # half the lock traffic (acquire, lease renewals, release) of two separate locks.
-            with ExitStack() as held:
-                if host.pool:
-                    held.enter_context(pool_turns[host.pool])
-                turn = held.enter_context(_StartTurn(starting))
-                try:
-                    held.enter_context(concurrency(lock_names(host), occupy=1, strict=True,
-                                                   timeout_seconds=lock_wait_s, lease_duration=policy.LOCK_LEASE_S))
-                except TimeoutError:
-                    what = f"{host.name} or its pool {host.pool}" if host.pool else host.name
-                    return _untouched(host, policy.SKIPPED,
-                                      f"another run holds {what} (waited {lock_wait_s:.0f} s); not touched")
-                # The window is checked once the NE is ours: waiting for a pool peer uses it up.
-                fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
-                                        estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
-                                        scale=time_scale(host))
-                if not fit.fits:
-                    journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
-                    return _untouched(host, policy.DEFERRED, f"deferred to the next window: {fit.reason}")
-                board.running(host.name)
-                if ne_deployment:
-                    turn.next_may_start()
-                    return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host, campaign_id,
-                                          params or {}, on_anomaly, pause_timeout_s)
-                return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
-                                         pause_timeout_s=pause_timeout_s, on_running=turn.next_may_start)
-
-        with ThreadPoolExecutor(max_workers=max(1, min(cap, len(wave.hosts))), thread_name_prefix="ne") as pool:
-            # Each NE's subflow runs in a worker thread with a copy of this flow's context,
-            # so Prefect records it as a child of the campaign run.
-            futures = {pool.submit(contextvars.copy_context().run, one, h): h for h in wave.hosts}
-            for future, host in futures.items():
-                try:
-                    outcomes[host.name] = future.result()
-                except Exception as err:  # a bug or infrastructure failure: keep the NE visible
-                    outcomes[host.name] = _untouched(host, policy.FAILED, f"engine error: {err}")
+    with NeLocks(lease_s=policy.LOCK_LEASE_S) as locks:
+        if eligible:
+            locks.ensure(sorted({name for h in eligible for name in lock_names(h)}))
+        # This campaign's NEs of one pool queue on an in-process lock before asking the server, so a
+        # waiter takes over the moment its peer is done instead of polling a held limit (the server
+        # answers 423 with a Retry-After of up to 30 s and writes to its database on every try).
+        pool_turns = {h.pool: threading.Lock() for h in eligible if h.pool}
+        starting = threading.Semaphore(turns)
+        stop_reason: str | None = None
+        attempted = failures = 0
+        for wave in waves:
+            if stop_reason:
+                for host in wave.hosts:
+                    outcomes[host.name] = _untouched(host, policy.SKIPPED, f"not started: {stop_reason}")
+                    journal.set_ne_status(campaign_id, host.name, policy.SKIPPED, stop_reason)
                 board.update(outcomes)
-        attempted += sum(1 for h in wave.hosts if outcomes[h.name]["status"] not in (policy.DEFERRED, policy.SKIPPED))
-        failures += sum(1 for h in wave.hosts if outcomes[h.name]["status"] in policy.FAILURE_STATES)
-        # Past the last wave there is nothing left to stop: the failures show in the counts.
-        if wave is not waves[-1]:
-            stop_reason = primary.breached(failures, attempted)
-        if stop_reason:
-            logger.error("campaign stopped after wave %s: %s", wave.name, stop_reason)
+                continue
+            logger.info("wave %s: %d NE(s), concurrency %d", wave.name, len(wave.hosts), cap)
+
+            def one(host):
+                plan = compile_for_host(chosen[host.name], host, params or {}, on_anomaly=on_anomaly)
+                # This campaign's pool members queue in-process (pool_turns); then the NE and its pool
+                # are taken on the server in one atomic request with a bounded wait, so another
+                # campaign working on the NE or a member of its pool makes this NE wait, then skip
+                # with a reason - never run beside it. One request: no lock order, no deadlock, and
+                # half the lock traffic (acquire, lease renewals, release) of two separate locks.
+                with ExitStack() as held:
+                    if host.pool:
+                        held.enter_context(pool_turns[host.pool])
+                    turn = held.enter_context(_StartTurn(starting))
+                    try:
+                        held.enter_context(locks.hold(lock_names(host), wait_s=lock_wait_s))
+                    except TimeoutError:
+                        what = f"{host.name} or its pool {host.pool}" if host.pool else host.name
+                        return _untouched(host, policy.SKIPPED,
+                                          f"another run holds {what} (waited {lock_wait_s:.0f} s); not touched")
+                    # The window is checked once the NE is ours: waiting for a pool peer uses it up.
+                    fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
+                                            estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
+                                            scale=time_scale(host))
+                    if not fit.fits:
+                        journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
+                        return _untouched(host, policy.DEFERRED, f"deferred to the next window: {fit.reason}")
+                    board.running(host.name)
+                    if ne_deployment:
+                        turn.next_may_start()
+                        return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host, campaign_id,
+                                              params or {}, on_anomaly, pause_timeout_s)
+                    return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
+                                             pause_timeout_s=pause_timeout_s, on_running=turn.next_may_start)
+
+            with ThreadPoolExecutor(max_workers=max(1, min(cap, len(wave.hosts))), thread_name_prefix="ne") as pool:
+                # Each NE's subflow runs in a worker thread with a copy of this flow's context,
+                # so Prefect records it as a child of the campaign run.
+                futures = {pool.submit(contextvars.copy_context().run, one, h): h for h in wave.hosts}
+                for future, host in futures.items():
+                    try:
+                        outcomes[host.name] = future.result()
+                    except Exception as err:  # a bug or infrastructure failure: keep the NE visible
+                        outcomes[host.name] = _untouched(host, policy.FAILED, f"engine error: {err}")
+                    board.update(outcomes)
+            attempted += sum(1 for h in wave.hosts if outcomes[h.name]["status"] not in (policy.DEFERRED, policy.SKIPPED))
+            failures += sum(1 for h in wave.hosts if outcomes[h.name]["status"] in policy.FAILURE_STATES)
+            # Past the last wave there is nothing left to stop: the failures show in the counts.
+            if wave is not waves[-1]:
+                stop_reason = primary.breached(failures, attempted)
+            if stop_reason:
+                logger.error("campaign stopped after wave %s: %s", wave.name, stop_reason)
     summary = progress.summarize(campaign_id, model_objs[0], outcomes, started, stop_reason, window_end)
     board.finish(summary)
     return summary

@@ -1,0 +1,164 @@
+"""Who may touch an NE right now: Prefect global concurrency limits, held under leases.
+
+Every NE, and every traffic pool, has a global concurrency limit of 1 on the Prefect server
+(created once, kept; visible and editable in the UI). A run takes an NE's limits - the NE and
+its pool - in one request, under a lease that one keeper thread renews while the NE's work
+runs. If the engine dies, the lease runs out and a resumed run can take the NE again.
+
+Why not Prefect's `concurrency()` helper, which does the same: it starts a service thread per
+distinct set of limit names that lives as long as the process (one per NE: a 200-NE campaign
+ended with 200 such threads), a renewal thread per lease, and in strict mode it cancels the
+work inside when a single renewal fails. An NE half-way through an activation must not be
+abandoned because one renewal request failed: here a failed renewal is logged and retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from contextlib import contextmanager
+from typing import Iterator
+from uuid import UUID
+
+from changeline.errors import ChangelineError
+
+log = logging.getLogger("changeline.locks")
+
+# The server answers a held limit with 423 and a Retry-After of up to 30 s; a waiter asks again
+# sooner than that (each try is one cheap request) so it takes over soon after the holder leaves.
+POLL_MAX_S = 2.0
+
+
+def ne_lock_name(ne: str) -> str:
+    return f"changeline-ne-{ne}"
+
+
+def pool_lock_name(pool: str) -> str:
+    return f"changeline-pool-{pool}"
+
+
+def lock_names(host) -> list[str]:
+    """The NE itself, and its pool: one member of a pool at a time leaves the others to carry
+    its traffic (two drained together could leave a small pool with no capacity)."""
+    return ([pool_lock_name(host.pool)] if host.pool else []) + [ne_lock_name(host.name)]
+
+
+class NeLocks:
+    """`with NeLocks(lease_s=60) as locks: ... with locks.hold(names, wait_s=30): work()`.
+
+    Thread-safe: one instance serves every worker thread of a campaign.
+    """
+
+    def __init__(self, *, lease_s: float) -> None:
+        self.lease_s = lease_s
+        self._client = None
+        self._held: dict[UUID, list[str]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._keeper: threading.Thread | None = None
+
+    def __enter__(self) -> "NeLocks":
+        from prefect.client.orchestration import get_client
+
+        self._client = get_client(sync_client=True)
+        self._client.__enter__()
+        self._keeper = threading.Thread(target=self._renew_loop, name="changeline-lease-keeper", daemon=True)
+        self._keeper.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._keeper is not None:
+            self._keeper.join(5)
+        for lease_id in list(self._held):  # a worker that never got to release (it should not happen)
+            self._release(lease_id)
+        self._client.__exit__(None, None, None)
+
+    # --- limits ---------------------------------------------------------------------------
+
+    def ensure(self, names: list[str]) -> None:
+        """One global concurrency limit of 1 per name (created if missing, kept afterwards)."""
+        from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+        from prefect.exceptions import ObjectAlreadyExists
+
+        existing: set[str] = set()
+        while True:  # the API pages at 200
+            page = self._client.read_global_concurrency_limits(limit=200, offset=len(existing))
+            existing |= {lim.name for lim in page}
+            if len(page) < 200:
+                break
+        for name in names:
+            if name in existing:
+                continue
+            try:
+                self._client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+            except ObjectAlreadyExists:
+                pass
+
+    # --- holding ----------------------------------------------------------------------------
+
+    @contextmanager
+    def hold(self, names: list[str], *, wait_s: float | None) -> Iterator[None]:
+        """Hold every named limit (all or none) while the block runs. Waits up to `wait_s`
+        (None: as long as it takes) while another run holds any of them, then TimeoutError."""
+        lease_id = self._acquire(names, wait_s)
+        with self._lock:
+            self._held[lease_id] = names
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._held.pop(lease_id, None)
+            self._release(lease_id)
+
+    def _acquire(self, names: list[str], wait_s: float | None) -> UUID:
+        import httpx
+
+        deadline = None if wait_s is None else time.monotonic() + wait_s
+        while True:
+            try:
+                response = self._client.increment_concurrency_slots_with_lease(
+                    names=names, slots=1, mode="concurrency", lease_duration=self.lease_s)
+            except httpx.HTTPStatusError as err:
+                if err.response.status_code != 423:
+                    raise ChangelineError(f"cannot take {', '.join(names)}: the Prefect server answered "
+                                          f"{err.response.status_code} {err.response.text[:200]}") from err
+                pause = min(float(err.response.headers.get("Retry-After", 1.0)), POLL_MAX_S)
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(f"{', '.join(names)} held by another run") from None
+                    pause = min(pause, left)
+                time.sleep(pause)
+                continue
+            granted = response.json()
+            lease_id = UUID(granted["lease_id"])
+            have = {limit["name"] for limit in granted.get("limits", [])}
+            if have != set(names):
+                # Strict: a missing limit would silently lock nothing.
+                self._release(lease_id)
+                missing = ", ".join(sorted(set(names) - have))
+                raise ChangelineError(f"no Prefect global concurrency limit named {missing}; nothing was locked")
+            return lease_id
+
+    def _release(self, lease_id: UUID) -> None:
+        try:
+            self._client.release_concurrency_slots_with_lease(lease_id)
+        except Exception as err:  # the lease runs out by itself; say so rather than fail the NE
+            log.warning("could not release lease %s (%s); it expires within %.0f s", lease_id, err, self.lease_s)
+
+    def _renew_loop(self) -> None:
+        # A third of the lease: two renewals may fail in a row before a lease runs out.
+        while not self._stop.wait(self.lease_s / 3):
+            with self._lock:
+                held = dict(self._held)
+            for lease_id, names in held.items():
+                try:
+                    self._client.renew_concurrency_lease(lease_id, lease_duration=self.lease_s)
+                except Exception as err:
+                    with self._lock:
+                        still_held = lease_id in self._held
+                    if still_held:  # not just released by its worker in the meantime
+                        log.warning("renewing the lease on %s failed (%s); retrying in %.0f s",
+                                    ", ".join(names), err, self.lease_s / 3)
