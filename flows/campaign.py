@@ -31,7 +31,8 @@ from changeline.flows.ne_flow import NEOutcome, ne_change_subflow, time_scale
 # A wave's NEs would otherwise all start at once: a Prefect server on SQLite answers such a
 # burst of lock acquisitions and run creations with 503 "database is locked", its client
 # backs off 2, 4, 8 s and then gives up (and the NE fails). A few at a time start quickly.
-# On PostgreSQL the server takes bursts well: CHANGELINE_STARTS_AT_ONCE=10 measured faster there.
+# CHANGELINE_STARTS_AT_ONCE overrides it; 10 was slower than 5 even on PostgreSQL (200 NEs, 2 cores:
+# each start then waited longer for the server than it saved in queueing).
 STARTING_AT_ONCE = 5
 
 
