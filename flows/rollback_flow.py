@@ -19,6 +19,7 @@ from changeline.atoms import runner
 from changeline.devices.inventory import load_inventory
 from changeline.errors import ChangelineError
 from changeline.flows import policy, stores
+from changeline.flows.locks import NeLocks, lock_names
 from changeline.flows.ne_flow import make_context
 
 
@@ -44,7 +45,8 @@ def latest_campaign_of(ne: str) -> str | None:
 
 @flow(name="rollback", flow_run_name="rollback-{campaign_id}", persist_result=False)
 def rollback(inventory: str, campaign_id: str = "", nes: list[str] | None = None,
-             verify_scenarios: list[str] | None = None, concurrency_cap: int = 10) -> dict[str, Any]:
+             verify_scenarios: list[str] | None = None, concurrency_cap: int = 10,
+             lock_wait_s: float = 120.0) -> dict[str, Any]:
     """Roll back every NE a campaign touched, or only `nes` (each from its latest campaign if none given)."""
     journal = stores.journal()
     if not campaign_id and not nes:
@@ -62,16 +64,33 @@ def rollback(inventory: str, campaign_id: str = "", nes: list[str] | None = None
             raise ChangelineError(f"campaign {campaign_id} changed no NE (nothing in the journal)")
         targets = [(ne, campaign_id) for ne in sorted(touched)]
     results: dict[str, Any] = {}
-    with ThreadPoolExecutor(max_workers=max(1, min(concurrency_cap, len(targets)))) as pool:
-        futures = {ne: pool.submit(contextvars.copy_context().run, rollback_ne, ne, inventory, cid,
-                                   verify_scenarios or [], return_state=True) for ne, cid in targets}
+    hosts = load_inventory(inventory).hosts
+    unknown = [ne for ne, _ in targets if ne not in hosts]
+    if unknown:
+        raise ChangelineError(f"not in {inventory}: {', '.join(unknown)}")
+
+    def one(ne: str, cid: str) -> dict[str, Any]:
+        # The same locks a campaign takes: a rollback never runs beside a run still changing the
+        # NE (e.g. one paused on its anomaly form) or a member of its pool.
+        try:
+            with locks.hold(lock_names(hosts[ne]), wait_s=lock_wait_s):
+                state = rollback_ne(ne, inventory, cid, verify_scenarios or [], return_state=True)
+        except TimeoutError:
+            pool = f" or its pool {hosts[ne].pool}" if hosts[ne].pool else ""
+            return {"status": policy.ROLLBACK_FAILED,
+                    "reason": f"{ne}: another run holds {ne}{pool} (waited {lock_wait_s:.0f} s); not touched - "
+                              "answer that run's pause form or cancel it, then roll back"}
+        if state.is_completed():
+            return {"status": policy.ROLLED_BACK, **state.result()}
+        err = state.result(raise_on_failure=False)
+        return {"status": policy.ROLLBACK_FAILED, "reason": getattr(err, "reason", str(err))}
+
+    with NeLocks(lease_s=policy.LOCK_LEASE_S) as locks, \
+            ThreadPoolExecutor(max_workers=max(1, min(concurrency_cap, len(targets)))) as pool:
+        locks.ensure(sorted({name for ne, _ in targets for name in lock_names(hosts[ne])}))
+        futures = {ne: pool.submit(contextvars.copy_context().run, one, ne, cid) for ne, cid in targets}
         for ne, fut in futures.items():
-            state = fut.result()
-            if state.is_completed():
-                results[ne] = {"status": policy.ROLLED_BACK, **state.result()}
-            else:
-                err = state.result(raise_on_failure=False)
-                results[ne] = {"status": policy.ROLLBACK_FAILED, "reason": getattr(err, "reason", str(err))}
+            results[ne] = fut.result()
     failed = [ne for ne, r in results.items() if r["status"] != policy.ROLLED_BACK]
     if failed:
         raise ChangelineError(f"rollback failed on {', '.join(failed)}: "
