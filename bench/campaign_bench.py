@@ -134,6 +134,7 @@ def plan_limit(inventory: Path, *, concurrency: int, speed: float, image_bytes: 
     """Device-time limit of the campaign for this inventory (see bench/limit.py)."""
     from changeline.devices.inventory import load_inventory
     from changeline.devices.sim.profiles import builtin_profiles, find_type
+    from changeline.flows.policy import dispatch_order
     from changeline.models.compile import compile_for_host, eligibility, load_model, plan_waves
 
     profiles = builtin_profiles()
@@ -151,8 +152,10 @@ def plan_limit(inventory: Path, *, concurrency: int, speed: float, image_bytes: 
     steps_by_type: dict[str, int] = {}
     for wave in waves:
         wave_jobs = []
-        for host in wave.hosts:
-            plan = compile_for_host(chosen[host.name], host, {"image_repo": "/nonexistent"})
+        plans = {h.name: compile_for_host(chosen[h.name], h, {"image_repo": "/nonexistent"}) for h in wave.hosts}
+        # NEs go to workers in the campaign's dispatch order (longest remaining work first)
+        for host in dispatch_order(wave.hosts, {name: plan.total_estimate_s for name, plan in plans.items()}):
+            plan = plans[host.name]
             delays = find_type(profiles, host.ne_type).delays
             seconds = limit_mod.chain_seconds([(s.atom, s.args) for s in plan.steps], delays,
                                               image_bytes=image_bytes, speed=speed)
@@ -176,7 +179,7 @@ def plan_limit(inventory: Path, *, concurrency: int, speed: float, image_bytes: 
         "formula": ("chain(NE) = speed x sum over its steps of: dial_test n_scenarios*dial_test; "
                     "transfer image_bytes/(transfer_mb_per_s*MiB); install install; activate restart (+0.05 s "
                     "real grace); drain/kpi_check settle_s; billing sessions*dial_test+cdr_write; other 0. "
-                    "Waves in order; in a wave NEs go in order to C workers, each waiting FIFO for its "
+                    "Waves in order; in a wave NEs go in the campaign's dispatch order (longest remaining work first) to C workers, each waiting FIFO for its "
                     "pool (one pool member at a time); limit = sum of wave makespans (bench/limit.py)"),
     }
 

@@ -8,7 +8,8 @@ Both write one JSON result to CONFIG's `out`; the parent samples this process's 
 Both modes stamp, per NE, when a worker picked it, its lock waits, when its work (the step
 sequence) started and ended and when the worker was done with it, so the result says where
 wall time went. The campaign's stamps come from thin wrappers around names the campaign
-module looks up at call time (`NeLocks.hold`, `ne_change_subflow`, `compile_for_host`,
+module looks up at call time (`NeLocks.hold`, `ne_change_subflow`, `contextvars` for the moment a
+worker picks an NE,
 `plan_waves`); the flow code itself is unchanged.
 
 The campaign's environment (PREFECT_API_URL, PREFECT_HOME, CHANGELINE_HOME) is set by the
@@ -17,6 +18,7 @@ parent before this process starts, because Prefect reads its settings at import.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import statistics
@@ -198,11 +200,25 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
     calls = ApiCalls()
     calls.install()
     subflow = campaign_module.ne_change_subflow
-    compile_for_host, plan_waves = compile_module.compile_for_host, compile_module.plan_waves
+    plan_waves = compile_module.plan_waves
 
-    def picked_compile(model, host, *args, **kwargs):
-        stamps.picked(host.name)  # the first thing a campaign worker does with an NE
-        return compile_for_host(model, host, *args, **kwargs)
+    class PickStampingContext:
+        """Stands in for `contextvars` in the campaign module: the campaign runs each NE's work
+        as copy_context().run(one, host) in a worker thread, so this marks when a worker picked it."""
+
+        @staticmethod
+        def copy_context():
+            ctx = contextvars.copy_context()
+
+            class Run:
+                @staticmethod
+                def run(fn, host, *args):
+                    return ctx.run(_picked_then, fn, host, *args)
+            return Run
+
+    def _picked_then(fn, host, *args):
+        stamps.picked(host.name)
+        return fn(host, *args)
 
     def recorded_waves(*args, **kwargs):
         waves = plan_waves(*args, **kwargs)
@@ -240,7 +256,7 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
     campaign_module.ne_change_subflow = timed_subflow
     campaign_module._StartTurn = StampedTurn
     locks_module.NeLocks.hold = timed_hold
-    compile_module.compile_for_host = picked_compile
+    campaign_module.contextvars = PickStampingContext
     compile_module.plan_waves = recorded_waves
 
     cpu0, t0, began = cpu_seconds(), time.monotonic(), time.time()
@@ -266,6 +282,7 @@ def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     from changeline.devices.inventory import load_inventory
     from changeline.devices.session import DeviceSession, Endpoint
     from changeline.flows import stores
+    from changeline.flows.policy import dispatch_order
     from changeline.models.compile import compile_for_host, eligibility, load_model, plan_waves
 
     stamps = Stamps()
@@ -285,9 +302,11 @@ def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     pool_locks = {h.pool: threading.Lock() for h in eligible if h.pool}
     outcomes: dict[str, dict[str, Any]] = {}
 
+    plans = {h.name: compile_for_host(chosen[h.name], h, params) for h in eligible}
+
     def one(host) -> dict[str, Any]:
         stamps.picked(host.name)
-        plan = compile_for_host(chosen[host.name], host, params)
+        plan = plans[host.name]
         with pool_locks[host.pool] if host.pool else nullcontext():
             stamps.mark(host.name, "pool_turn")
             ctx = AtomContext(host=host, session=DeviceSession(Endpoint.from_host(host)), journal=journal,
@@ -326,8 +345,11 @@ def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     for wave in waves:
         with ThreadPoolExecutor(max_workers=max(1, min(cfg["concurrency"], len(wave.hosts))),
                                 thread_name_prefix="ne") as pool:
-            for host, future in [(h, pool.submit(one, h)) for h in wave.hosts]:
-                outcomes[host.name] = future.result()
+            # the campaign's dispatch order (flows.policy.dispatch_order): longest remaining work first
+            order = dispatch_order(wave.hosts, {h.name: plans[h.name].total_estimate_s for h in wave.hosts})
+            futures = {h.name: pool.submit(one, h) for h in order}
+            for host in wave.hosts:
+                outcomes[host.name] = futures[host.name].result()
     wall, cpu, ended = time.monotonic() - t0, cpu_seconds() - cpu0, time.time()
     return {"mode": "baseline", "wall_s": wall, "cpu_s": cpu, "prefect_imported": "prefect" in sys.modules,
             **stamps.analyse(outcomes, began, ended)}

@@ -133,7 +133,19 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             journal.set_ne_status(campaign_id, host.name, policy.INELIGIBLE, why_not)
         else:
             chosen[host.name] = model_obj
-    eligible = [h for h in hosts if h.name in chosen]
+    # Every plan before anything starts: a model that does not compile for an NE fails that NE
+    # now, with the reason, and the estimates order each wave's dispatch.
+    plans: dict[str, Any] = {}
+    for host in hosts:
+        if host.name not in chosen:
+            continue
+        try:
+            plans[host.name] = compile_for_host(chosen[host.name], host, params or {}, on_anomaly=on_anomaly)
+        except ChangelineError as err:
+            why = f"{chosen[host.name].name} does not compile for {host.name}: {err.reason}"
+            outcomes[host.name] = _untouched(host, policy.FAILED, why)
+            journal.set_ne_status(campaign_id, host.name, policy.FAILED, why)
+    eligible = [h for h in hosts if h.name in plans]
     waves = plan_waves(model_objs[0], eligible)
     cap = concurrency_cap or primary.concurrency or 1
     board = progress.Board(campaign_id, [h.name for h in hosts], outcomes)
@@ -158,7 +170,7 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             logger.info("wave %s: %d NE(s), concurrency %d", wave.name, len(wave.hosts), cap)
 
             def one(host):
-                plan = compile_for_host(chosen[host.name], host, params or {}, on_anomaly=on_anomaly)
+                plan = plans[host.name]
                 # This campaign's pool members queue in-process (pool_turns); then the NE and its pool
                 # are taken on the server in one atomic request with a bounded wait, so another
                 # campaign working on the NE or a member of its pool makes this NE wait, then skip
@@ -192,10 +204,11 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             with ThreadPoolExecutor(max_workers=max(1, min(cap, len(wave.hosts))), thread_name_prefix="ne") as pool:
                 # Each NE's subflow runs in a worker thread with a copy of this flow's context,
                 # so Prefect records it as a child of the campaign run.
-                futures = {pool.submit(contextvars.copy_context().run, one, h): h for h in wave.hosts}
-                for future, host in futures.items():
+                order = policy.dispatch_order(wave.hosts, {h.name: plans[h.name].total_estimate_s for h in wave.hosts})
+                futures = {h.name: pool.submit(contextvars.copy_context().run, one, h) for h in order}
+                for host in wave.hosts:  # outcomes in the wave's (report) order
                     try:
-                        outcomes[host.name] = future.result()
+                        outcomes[host.name] = futures[host.name].result()
                     except Exception as err:  # a bug or infrastructure failure: keep the NE visible
                         outcomes[host.name] = _untouched(host, policy.FAILED, f"engine error: {err}")
                     board.update(outcomes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -55,3 +56,26 @@ def window_fit(*, now: datetime, window_end: datetime | None, estimate_s: float,
 
 def window_end_from(start: datetime, minutes: float | None) -> datetime | None:
     return start + timedelta(minutes=minutes) if minutes else None
+
+
+def dispatch_order(hosts: Sequence, estimate_s: Mapping[str, float]) -> list:
+    """The order a wave hands its NEs to workers: the longest remaining work first.
+
+    A wave lasts as long as its last NE, and its NEs start a little apart (each start talks
+    to the Prefect server), so the NEs that take longest go first and the short ones fill in
+    behind them (critical-path list scheduling). Members of one pool run one after another:
+    a member's weight is its own estimate plus its pool peers' after it, so the pool's first
+    member goes first and the others are placed by what is left. Ties keep the wave's order.
+    """
+    remaining: dict[str, float] = {}
+    left_in_pool: dict[str, float] = {}
+    for host in hosts:
+        if host.pool:
+            left_in_pool[host.pool] = left_in_pool.get(host.pool, 0.0) + estimate_s[host.name]
+    for host in hosts:
+        if host.pool:
+            remaining[host.name] = left_in_pool[host.pool]
+            left_in_pool[host.pool] -= estimate_s[host.name]
+        else:
+            remaining[host.name] = estimate_s[host.name]
+    return [host for _, host in sorted(enumerate(hosts), key=lambda item: (-remaining[item[1].name], item[0]))]

@@ -99,3 +99,15 @@ def test_step_budget_scales_for_simulators_but_keeps_a_real_floor():
     assert scaled_timeout(fast_sim, 9000) == 90                 # scaled like the NE's own delays
     assert scaled_timeout(fast_sim, 900) == TIMEOUT_FLOOR_S     # engine latencies do not scale
     assert scaled_timeout(fast_sim, 3) == 3                     # a budget below the floor stays as written
+
+
+def test_dispatch_order_starts_the_longest_work_first_and_pools_by_what_is_left():
+    from types import SimpleNamespace as H
+
+    hosts = [H(name="nrf-1", pool=None), H(name="upf-1", pool=None), H(name="amf-1", pool="amf-pool"),
+             H(name="amf-2", pool="amf-pool"), H(name="smf-1", pool=None), H(name="nrf-2", pool=None)]
+    est = {"nrf-1": 10, "upf-1": 35, "amf-1": 20, "amf-2": 20, "smf-1": 30, "nrf-2": 10}
+    order = [h.name for h in policy.dispatch_order(hosts, est)]
+    # amf-1 carries its pool (20 + 20 = 40), amf-2 only itself (20); equal estimates keep wave order
+    assert order == ["amf-1", "upf-1", "smf-1", "amf-2", "nrf-1", "nrf-2"]
+    assert policy.dispatch_order([], {}) == []
