@@ -31,6 +31,7 @@ SPEC = AtomSpec(
 )
 
 
+FIRST_PROBE_S = 2.0  # a restarting NE's first probes: abandoned soon if nobody answers
 PROBE_S = 10.0  # a healthy NE answers a state read well within this
 
 
@@ -45,17 +46,20 @@ def switch_version(ctx: AtomContext, version: str, *, restart_timeout_s: float, 
             ne_api.activate_software(ctx.session, version)
     except (SessionDropped, DeviceTimeout):
         pass  # the NE may drop us before its reply reaches us; the wait below decides
+    # The NE is about to drop this session: never send on it again (an RPC sent as the NE drops
+    # it can wait unanswered for its whole timeout), probe on fresh ones.
+    ctx.session.reconnect(polite=False)
     limit_s = scaled(ctx, restart_timeout_s)
     deadline = started + limit_s
     saw_restart = False
     last_seen = f"on {before.running_version} before activation"
     delay = 0.05
+    probe_s = FIRST_PROBE_S
     while True:
         try:
-            # Each probe is bounded by the time left (at most PROBE_S): one probe must not
-            # outlive the whole wait.
-            probe_s = min(PROBE_S, max(deadline - time.monotonic(), 0.5))
-            state = ne_api.read_state(ctx.session, timeout=probe_s)
+            # A probe that gets no answer is abandoned soon and the next one waits longer (up to
+            # PROBE_S; a slow NE still gets its time); none outlives the whole wait.
+            state = ne_api.read_state(ctx.session, timeout=min(probe_s, max(deadline - time.monotonic(), 0.5)))
             restarted = saw_restart or state.uptime_s < before.uptime_s or state.uptime_s < time.monotonic() - started
             last_seen = f"answering on {state.running_version}" + ("" if restarted else ", not yet restarted")
             if state.running_version == version and (restarted or before.running_version == version):
@@ -67,7 +71,9 @@ def switch_version(ctx: AtomContext, version: str, *, restart_timeout_s: float, 
         except TransientError as err:
             saw_restart = True
             last_seen = f"unreachable ({err.reason})"
-            ctx.session.reconnect()
+            if isinstance(err, DeviceTimeout):
+                probe_s = min(probe_s * 2, PROBE_S)
+            ctx.session.reconnect(polite=False)
         if time.monotonic() + delay > deadline:
             # Not transient: re-activating an NE that did not come back only digs deeper;
             # the anomaly policy (rollback or an operator) decides what happens next.

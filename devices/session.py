@@ -261,12 +261,13 @@ class DeviceSession:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self, *, polite: bool = True) -> None:
+        """`polite=False` skips <close-session>: for a session the NE has dropped or is about to."""
         nc, self._nc = self._nc, None
         if nc is not None:
             try:
-                if nc.connected:
-                    nc.timeout = min(self.rpc_timeout, CLOSE_TIMEOUT_S)  # see _rpc_timeout: may be a dead transport
+                if polite and nc.connected:
+                    nc.timeout = min(self.rpc_timeout, CLOSE_TIMEOUT_S)  # see _call: it may be a dead transport
                     nc.close_session()
             except Exception:  # the NE may already be gone; closing must never raise
                 pass
@@ -277,8 +278,8 @@ class DeviceSession:
         self._close_cli()
         self._close_ssh()
 
-    def reconnect(self) -> None:
-        self.close()
+    def reconnect(self, *, polite: bool = True) -> None:
+        self.close(polite=polite)
 
     def _close_cli(self) -> None:
         cli, self._cli = self._cli, None
