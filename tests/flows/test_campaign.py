@@ -241,16 +241,16 @@ def test_a_step_over_its_model_timeout_is_an_anomaly_and_rolls_back(prefect_api,
     model = tmp_path / "upf-upgrade-timeout.yaml"
     model.write_text(text.replace("atom: activate_software\n          estimate: 180\n",
                                   "atom: activate_software\n          estimate: 2\n          timeout: 3\n"))
-    flow_sim.control.add_fault("upf-13", "activate-hang")
+    flow_sim.control.add_fault("upf-15", "activate-hang")
     try:
-        summary = campaign(models=[str(model)], inventory=str(flow_sim.inventory_path), targets="upf-13",
+        summary = campaign(models=[str(model)], inventory=str(flow_sim.inventory_path), targets="upf-15",
                            campaign_id="step-timeout", params={"image_repo": str(image_repo)}, on_anomaly="rollback")
     finally:
-        flow_sim.control.clear_faults("upf-13")
-    out = summary["nes"]["upf-13"]
+        flow_sim.control.clear_faults("upf-15")
+    out = summary["nes"]["upf-15"]
     assert out["status"] == "rolled-back", out
     activate = next(s for s in out["steps"] if s["name"] == "activate")
     assert activate["status"] == "failed" and "timeout 3 s) ran out of time" in activate["reason"], activate
     assert activate["duration_s"] < 15, activate  # the budget, not the 900 s restart wait (9 s here) or the RPC timeout (30 s)
     assert out["rollback"]["ok"]
-    assert _state(flow_sim, "upf-13")[0].running_version == "1.2.0"
+    assert _state(flow_sim, "upf-15")[0].running_version == "1.2.0"

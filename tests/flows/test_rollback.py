@@ -110,24 +110,24 @@ def test_rollback_waits_for_a_run_still_changing_the_ne_then_refuses(prefect_api
     from changeline.errors import ChangelineError
     from tests.flows.test_campaign import PauseAnswerer
 
-    flow_sim.control.add_fault("amf-13", "dial-test-fail-after-upgrade")
+    flow_sim.control.add_fault("amf-19", "dial-test-fail-after-upgrade")
     first: dict = {}
     runner = threading.Thread(target=lambda: first.update(campaign(
-        models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-13", campaign_id="rb-holder",
+        models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-19", campaign_id="rb-holder",
         params={"image_repo": str(image_repo)}, on_anomaly="pause", pause_timeout_s=120)))
     runner.start()
     try:
         deadline = time.monotonic() + 60
-        while stores.journal().ne_statuses("rb-holder").get("amf-13", ("",))[0] != "paused":
+        while stores.journal().ne_statuses("rb-holder").get("amf-19", ("",))[0] != "paused":
             assert time.monotonic() < deadline, "campaign never paused"
             time.sleep(0.3)
-        undo_before = [(e.step, e.status) for e in stores.journal().entries("rb-holder", "amf-13")]
-        with pytest.raises(ChangelineError, match="another run holds amf-13.*answer that run's pause form"):
-            rollback(inventory=str(flow_sim.inventory_path), nes=["amf-13"], lock_wait_s=2)
-        assert [(e.step, e.status) for e in stores.journal().entries("rb-holder", "amf-13")] == undo_before
-        assert _state(flow_sim, "amf-13")[0].running_version == "1.3.0"  # untouched by the refused rollback
+        undo_before = [(e.step, e.status) for e in stores.journal().entries("rb-holder", "amf-19")]
+        with pytest.raises(ChangelineError, match="another run holds amf-19.*answer that run's pause form"):
+            rollback(inventory=str(flow_sim.inventory_path), nes=["amf-19"], lock_wait_s=2)
+        assert [(e.step, e.status) for e in stores.journal().entries("rb-holder", "amf-19")] == undo_before
+        assert _state(flow_sim, "amf-19")[0].running_version == "1.3.0"  # untouched by the refused rollback
     finally:
-        flow_sim.control.clear_faults("amf-13")
+        flow_sim.control.clear_faults("amf-19")
         with PauseAnswerer("rollback", "rollback through the form"):
             runner.join(120)
-    assert first["nes"]["amf-13"]["status"] == "rolled-back"
+    assert first["nes"]["amf-19"]["status"] == "rolled-back"
