@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 from changeline.devices import ne_api
@@ -162,32 +163,42 @@ def test_window_too_short_defers_the_remaining_nes(prefect_api, line_home, flow_
     assert _state(flow_sim, "upf-12")[0].running_version == "1.2.0"
 
 
-def test_two_campaigns_never_interleave_on_one_ne(prefect_api, line_home, flow_sim, image_repo):
+@contextmanager
+def paused_holder(flow_sim, image_repo, ne: str, campaign_id: str, comment: str):
+    """A campaign paused on `ne`'s anomaly form (so it holds the NE's locks) for the block; then
+    the form is answered with rollback. Yields the dict the campaign's summary lands in."""
     import threading
     import time
 
     from changeline.flows import stores
 
-    flow_sim.control.add_fault("amf-11", "dial-test-fail-after-upgrade")
-    first: dict = {}
-    runner = threading.Thread(target=lambda: first.update(campaign(
-        models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-11", campaign_id="holder",
+    flow_sim.control.add_fault(ne, "dial-test-fail-after-upgrade")
+    summary: dict = {}
+    runner = threading.Thread(target=lambda: summary.update(campaign(
+        models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets=ne, campaign_id=campaign_id,
         params={"image_repo": str(image_repo)}, on_anomaly="pause", pause_timeout_s=120)))
     runner.start()
     try:
         deadline = time.monotonic() + 60
-        while stores.journal().ne_statuses("holder").get("amf-11", ("",))[0] != "paused":
-            assert time.monotonic() < deadline, "first campaign never paused"
+        while stores.journal().ne_statuses(campaign_id).get(ne, ("",))[0] != "paused":
+            assert time.monotonic() < deadline, "campaign never paused"
             time.sleep(0.3)
+        yield summary
+    finally:
+        flow_sim.control.clear_faults(ne)
+        with PauseAnswerer("rollback", comment):
+            runner.join(120)
+
+
+def test_two_campaigns_never_interleave_on_one_ne(prefect_api, line_home, flow_sim, image_repo):
+    from changeline.flows import stores
+
+    with paused_holder(flow_sim, image_repo, "amf-11", "holder", "second campaign check done") as first:
         second = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-11",
                           campaign_id="intruder", params={"image_repo": str(image_repo)}, lock_wait_s=2)
         out = second["nes"]["amf-11"]
         assert out["status"] == "skipped" and "another run holds amf-11" in out["reason"], out
         assert stores.journal().entries("intruder", "amf-11") == []
-    finally:
-        flow_sim.control.clear_faults("amf-11")
-        with PauseAnswerer("rollback", "second campaign check done"):
-            runner.join(120)
     assert first["nes"]["amf-11"]["status"] == "rolled-back"
 
 

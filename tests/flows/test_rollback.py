@@ -103,31 +103,15 @@ def test_nes_dispatched_to_a_served_worker_deployment(prefect_api, line_home, fl
 def test_rollback_waits_for_a_run_still_changing_the_ne_then_refuses(prefect_api, line_home, flow_sim, image_repo):
     # A campaign paused on its anomaly form still holds the NE: a one-click rollback started
     # beside it must not touch the NE, and says what to do instead.
-    import threading
-
     import pytest
 
     from changeline.errors import ChangelineError
-    from tests.flows.test_campaign import PauseAnswerer
+    from tests.flows.test_campaign import paused_holder
 
-    flow_sim.control.add_fault("amf-19", "dial-test-fail-after-upgrade")
-    first: dict = {}
-    runner = threading.Thread(target=lambda: first.update(campaign(
-        models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-19", campaign_id="rb-holder",
-        params={"image_repo": str(image_repo)}, on_anomaly="pause", pause_timeout_s=120)))
-    runner.start()
-    try:
-        deadline = time.monotonic() + 60
-        while stores.journal().ne_statuses("rb-holder").get("amf-19", ("",))[0] != "paused":
-            assert time.monotonic() < deadline, "campaign never paused"
-            time.sleep(0.3)
+    with paused_holder(flow_sim, image_repo, "amf-19", "rb-holder", "rollback through the form") as first:
         undo_before = [(e.step, e.status) for e in stores.journal().entries("rb-holder", "amf-19")]
         with pytest.raises(ChangelineError, match="another run holds amf-19.*answer that run's pause form"):
             rollback(inventory=str(flow_sim.inventory_path), nes=["amf-19"], lock_wait_s=2)
         assert [(e.step, e.status) for e in stores.journal().entries("rb-holder", "amf-19")] == undo_before
         assert _state(flow_sim, "amf-19")[0].running_version == "1.3.0"  # untouched by the refused rollback
-    finally:
-        flow_sim.control.clear_faults("amf-19")
-        with PauseAnswerer("rollback", "rollback through the form"):
-            runner.join(120)
     assert first["nes"]["amf-19"]["status"] == "rolled-back"
