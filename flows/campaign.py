@@ -10,12 +10,13 @@ pool (flows.locks; strict, so a missing limit is an error rather than a silent n
 from __future__ import annotations
 
 import contextvars
+import heapq
 import json
 import os
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,7 +26,7 @@ from changeline.devices.inventory import load_inventory
 from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
 from changeline.flows.locks import NeLocks, lock_names, ne_lock_name, pool_lock_name  # noqa: F401 (re-exported)
-from changeline.flows.ne_flow import NEOutcome, ne_change_subflow, time_scale
+from changeline.flows.ne_flow import NEOutcome, admitted_by, ne_change_subflow, time_scale
 
 
 # A wave's NEs would otherwise all start at once: a Prefect server on SQLite answers such a
@@ -47,7 +48,7 @@ def starts_at_once() -> int:
 
 class _StartTurn:
     """One of starts_at_once() turns to start an NE: taken before its server-side locks, given
-    back as soon as its flow run is running (a state hook), or on any other way out."""
+    back as soon as its flow run is running, or on any other way out."""
 
     def __init__(self, turns: threading.Semaphore) -> None:
         self._turns, self._held = turns, False
@@ -60,10 +61,52 @@ class _StartTurn:
     def __exit__(self, *exc) -> None:
         self.next_may_start()
 
-    def next_may_start(self, *_hook_args) -> None:
+    def next_may_start(self) -> None:
         if self._held:
             self._held = False
             self._turns.release()
+
+
+def lookahead(cap: int, turns: int) -> int:
+    """How many NEs beyond the concurrency cap may be getting ready (locks taken, flow run
+    created and running, no device touched) so the next starts work the moment a slot frees:
+    enough to keep every start turn busy twice over, never more than the cap itself."""
+    return max(1, min(cap, 2 * turns))
+
+
+class WorkSlots:
+    """The campaign's concurrency cap, counted on NEs at work on their device.
+
+    An NE takes a slot once its run is running and gives it back when it is done with the
+    device, so neither the start of its run (~1 s of API calls) nor its end sits inside the
+    cap. A freed slot goes to the waiting NE first in the wave's dispatch order (longest work
+    first), not to whichever run happened to get ready first.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self._free = cap
+        self._waiting: list[int] = []  # dispatch ranks, a heap
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def slot(self, rank: int, on_wait=None):
+        with self._cond:
+            if self._free == 0 or self._waiting:
+                if on_wait is not None:
+                    on_wait()
+                heapq.heappush(self._waiting, rank)
+                while self._free == 0 or self._waiting[0] != rank:
+                    self._cond.wait()
+                heapq.heappop(self._waiting)
+            self._free -= 1
+            self._cond.notify_all()  # the next in rank may now find a free slot
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._free += 1
+                self._cond.notify_all()
 
 
 def pick_model(models: list, host, *, resuming: bool):
@@ -158,6 +201,7 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
         # answers 423 with a Retry-After of up to 30 s and writes to its database on every try).
         pool_turns = {h.pool: threading.Lock() for h in eligible if h.pool}
         starting = threading.Semaphore(turns)
+        slots = WorkSlots(cap)
         stop_reason: str | None = None
         attempted = failures = 0
         for wave in waves:
@@ -169,7 +213,33 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
                 continue
             logger.info("wave %s: %d NE(s), concurrency %d", wave.name, len(wave.hosts), cap)
 
-            def one(host):
+            def window_refusal(host, plan) -> str | None:
+                fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
+                                        estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
+                                        scale=time_scale(host))
+                if fit.fits:
+                    return None
+                journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
+                return f"deferred to the next window: {fit.reason}"
+
+            def waits(host):
+                return lambda: get_run_logger().info(
+                    "%s waits for one of the campaign's %d working slots", host.name, cap)
+
+            @contextmanager
+            def admission(host, plan, turn, rank):
+                """Entered by the NE's running flow before it touches the device."""
+                turn.next_may_start()
+                with slots.slot(rank, waits(host)):
+                    # The window is checked again now the NE may work: waiting for a slot used it up.
+                    refused = window_refusal(host, plan)
+                    if refused:
+                        yield policy.DEFERRED, refused
+                        return
+                    board.running(host.name)
+                    yield None
+
+            def one(host, rank):
                 plan = plans[host.name]
                 # This campaign's pool members queue in-process (pool_turns); then the NE and its pool
                 # are taken on the server in one atomic request with a bounded wait, so another
@@ -186,26 +256,28 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
                         what = f"{host.name} or its pool {host.pool}" if host.pool else host.name
                         return _untouched(host, policy.SKIPPED,
                                           f"another run holds {what} (waited {lock_wait_s:.0f} s); not touched")
-                    # The window is checked once the NE is ours: waiting for a pool peer uses it up.
-                    fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
-                                            estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
-                                            scale=time_scale(host))
-                    if not fit.fits:
-                        journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
-                        return _untouched(host, policy.DEFERRED, f"deferred to the next window: {fit.reason}")
-                    board.running(host.name)
+                    # The window is checked once the NE is ours (waiting for a pool peer uses it up),
+                    # before a run is made for it, and again when it may start work.
+                    refused = window_refusal(host, plan)
+                    if refused:
+                        return _untouched(host, policy.DEFERRED, refused)
                     if ne_deployment:
                         turn.next_may_start()
-                        return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host, campaign_id,
-                                              params or {}, on_anomaly, pause_timeout_s)
-                    return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
-                                             pause_timeout_s=pause_timeout_s, on_running=turn.next_may_start)
+                        with slots.slot(rank, waits(host)):
+                            board.running(host.name)
+                            return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host,
+                                                  campaign_id, params or {}, on_anomaly, pause_timeout_s)
+                    with admitted_by(lambda: admission(host, plan, turn, rank)):
+                        return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
+                                                 pause_timeout_s=pause_timeout_s)
 
-            with ThreadPoolExecutor(max_workers=max(1, min(cap, len(wave.hosts))), thread_name_prefix="ne") as pool:
+            workers = max(1, min(cap + lookahead(cap, turns), len(wave.hosts)))
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ne") as pool:
                 # Each NE's subflow runs in a worker thread with a copy of this flow's context,
                 # so Prefect records it as a child of the campaign run.
                 order = policy.dispatch_order(wave.hosts, {h.name: plans[h.name].total_estimate_s for h in wave.hosts})
-                futures = {h.name: pool.submit(contextvars.copy_context().run, one, h) for h in order}
+                futures = {h.name: pool.submit(contextvars.copy_context().run, one, h, rank)
+                           for rank, h in enumerate(order)}
                 for host in wave.hosts:  # outcomes in the wave's (report) order
                     try:
                         outcomes[host.name] = futures[host.name].result()

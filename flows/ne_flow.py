@@ -7,9 +7,11 @@ re-enters the step it was caught in (atoms are idempotent).
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import json
 import time
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -18,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.states import Failed
+from prefect.states import Cancelled, Failed
 from prefect.utilities.annotations import quote
 
 from changeline.atoms import runner
@@ -125,8 +127,38 @@ def _anomaly_form(outcome: NEOutcome, step_name: str, reason: str, evidence: dic
             f"Evidence:\n```json\n{shown}\n```")
 
 
+# The campaign's say on whether the NE whose run is starting in this context may begin work
+# (flows.campaign sets it around the subflow call). The run is created, named and running
+# before it asks, so that part of Prefect's cost is off the campaign's concurrency slots.
+_admission: contextvars.ContextVar = contextvars.ContextVar("changeline_admission", default=None)
+
+
+@contextmanager
+def admitted_by(gate):
+    """Runs started in this context enter `gate()` (a context manager) before touching their NE
+    and leave it once done with the device. It yields None to go on, or (status, reason) to end
+    the run untouched - e.g. deferred because the window no longer fits it."""
+    token = _admission.set(gate)
+    try:
+        yield
+    finally:
+        _admission.reset(token)
+
+
 def execute_plan(plan, host: Host, campaign_id: str, *, pause_timeout_s: int = 3600) -> NEOutcome:
     """Run an NEPlan step by step; a failed step follows its compiled `on_failure` policy."""
+    gate = _admission.get()
+    with gate() if gate is not None else nullcontext() as refusal:
+        if refusal is not None:
+            status, reason = refusal
+            get_run_logger().info("%s: %s", host.name, reason)
+            now = time.time()
+            return NEOutcome(ne=host.name, ne_type=host.ne_type, campaign_id=campaign_id, status=status,
+                             reason=reason, from_version=host.software_version, started_at=now, finished_at=now)
+        return _execute_admitted(plan, host, campaign_id, pause_timeout_s=pause_timeout_s)
+
+
+def _execute_admitted(plan, host: Host, campaign_id: str, *, pause_timeout_s: int) -> NEOutcome:
     logger = get_run_logger()
     journal = stores.journal()
     ctx = make_context(host, campaign_id, logger.info)
@@ -247,10 +279,13 @@ def _write_evidence(outcome: NEOutcome) -> None:
 
 
 def _final_state(outcome: NEOutcome):
-    """A rolled-back or failed NE ends its run Failed (red in the UI, with the reason), while the
-    outcome still travels back to the campaign as the state's data."""
+    """A rolled-back or failed NE ends its run Failed (red in the UI, with the reason), one the
+    campaign did not let start ends Cancelled with its reason (e.g. deferred); the outcome still
+    travels back to the campaign as the state's data."""
     if outcome.status in policy.FAILURE_STATES:
         return Failed(message=f"{outcome.status}: {outcome.reason}", data=outcome.to_dict())
+    if outcome.status in (policy.DEFERRED, policy.SKIPPED):
+        return Cancelled(message=outcome.reason, data=outcome.to_dict())
     return outcome.to_dict()
 
 
@@ -272,14 +307,11 @@ def _ne_change_in_process(*, ne: str = "", plan, host: Host, campaign_id: str, p
     return _final_state(execute_plan(plan, host, campaign_id, pause_timeout_s=pause_timeout_s))
 
 
-def ne_change_subflow(*, ne: str = "", plan, host: Host, campaign_id: str, pause_timeout_s: int,
-                      on_running=None) -> dict[str, Any]:
+def ne_change_subflow(*, ne: str = "", plan, host: Host, campaign_id: str, pause_timeout_s: int) -> dict[str, Any]:
     """The per-NE flow as the campaign calls it in-process, with the plan already compiled;
-    returns the NE's outcome whatever the run's final state. `on_running(flow, run, state)` is
-    called once the NE's flow run is running."""
-    run = _ne_change_in_process.with_options(on_running=[on_running]) if on_running else _ne_change_in_process
-    state = run(ne=ne, plan=plan, host=host, campaign_id=campaign_id, pause_timeout_s=pause_timeout_s,
-                return_state=True)
+    returns the NE's outcome whatever the run's final state."""
+    state = _ne_change_in_process(ne=ne, plan=plan, host=host, campaign_id=campaign_id,
+                                  pause_timeout_s=pause_timeout_s, return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, dict):
         return result

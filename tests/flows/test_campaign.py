@@ -265,3 +265,53 @@ def test_a_step_over_its_model_timeout_is_an_anomaly_and_rolls_back(prefect_api,
     assert activate["duration_s"] < 15, activate  # the budget, not the 900 s restart wait (9 s here) or the RPC timeout (30 s)
     assert out["rollback"]["ok"]
     assert _state(flow_sim, "upf-15")[0].running_version == "1.2.0"
+
+
+def test_an_ne_waiting_for_a_slot_is_deferred_when_the_wait_used_up_the_window(prefect_api, line_home, flow_sim,
+                                                                              image_repo, tmp_path):
+    # One wave, one NE at work at a time: the second NE's run is made while the first works (the
+    # campaign gets the next NE ready ahead of its slot); by the time the slot frees, the window no
+    # longer covers it, so it ends without touching its device, its run Cancelled with the reason.
+    from datetime import datetime, timedelta, timezone
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterParentFlowRunId
+
+    from changeline.flows import stores
+    from changeline.models.compile import compile_for_host, load_model
+
+    source = next(m for m in UPGRADE_MODELS if m.endswith("smf-upgrade.yaml"))
+    text = Path(source).read_text()
+    waves = "    waves:\n      - {name: canary, count: 1}\n      - {name: early, percent: 25}\n      - {name: rest}\n"
+    assert waves in text
+    model = tmp_path / "smf-upgrade-one-wave.yaml"
+    model.write_text(text.replace(waves, "    waves:\n      - {name: all}\n"))
+    names = ["smf-13", "smf-14"]
+    plan = compile_for_host(load_model(str(model)), flow_sim.inventory.hosts[names[0]], {"image_repo": str(image_repo)})
+    needed = (plan.total_estimate_s + plan.rollback_estimate_s) * 0.01  # the simulator's clock
+    # Room for either NE when the runs are made (within 6 s of now, however slow the machine),
+    # none once the first is done: replies are slowed so one NE's work alone takes longer than that.
+    end = datetime.now(timezone.utc) + timedelta(seconds=needed + 6)
+    for name in names:
+        flow_sim.control.add_fault(name, "slow-replies", delay_s=0.6)
+    try:
+        summary = campaign(models=[str(model)], inventory=str(flow_sim.inventory_path), targets=",".join(names),
+                           campaign_id="slot-window", params={"image_repo": str(image_repo)}, window_end=end,
+                           concurrency_cap=1)
+    finally:
+        for name in names:
+            flow_sim.control.clear_faults(name)
+    outcomes = summary["nes"]
+    assert sorted(o["status"] for o in outcomes.values()) == ["deferred", "done"], outcomes
+    waited = next(name for name in names if outcomes[name]["status"] == "deferred")
+    assert "worst-case rollback" in outcomes[waited]["reason"], outcomes[waited]
+    assert _state(flow_sim, waited)[0].running_version == "1.2.0"
+    assert stores.journal().entries("slot-window", waited) == []
+    assert stores.journal().ne_statuses("slot-window")[waited][0] == "deferred"
+    with get_client(sync_client=True) as client:
+        parent = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["slot-window"])))
+        assert len(parent) == 1
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent[0].id]), name=FlowRunFilterName(any_=[waited])))
+    assert [r.state.type.value for r in runs] == ["CANCELLED"], runs
+    assert "deferred to the next window" in runs[0].state.message
