@@ -8,9 +8,8 @@ Both write one JSON result to CONFIG's `out`; the parent samples this process's 
 Both modes stamp, per NE, when a worker picked it, its lock waits, when its work (the step
 sequence) started and ended and when the worker was done with it, so the result says where
 wall time went. The campaign's stamps come from thin wrappers around names the campaign
-module looks up at call time (`NeLocks.hold`, `ne_change_subflow`, `contextvars` for the moment a
-worker picks an NE,
-`plan_waves`); the flow code itself is unchanged.
+module looks up at call time (`NeLocks.hold`, `ne_change_subflow`, `WorkSlots`, `contextvars` for the
+moment a worker picks an NE, `plan_waves`); the flow code itself is unchanged.
 
 The campaign's environment (PREFECT_API_URL, PREFECT_HOME, CHANGELINE_HOME) is set by the
 parent before this process starts, because Prefect reads its settings at import.
@@ -110,12 +109,18 @@ class Stamps:
                 spans["in_process_pool_wait"].append(t["pool_turn"] - t["pick"])
             if "start_turn" in t:
                 spans["start_turn_wait"].append(t["start_turn"] - t["pool_turn"])
+            # Campaign NEs get their run ready, then wait for a working slot (the concurrency cap).
+            ready = "slot_wait_start" if "slot_wait_start" in t else "work_start"
+            if "slot" in t and "slot_free" in t:
+                spans["in_slot_overhead"].append((t["slot_free"] - t["slot"]) - (t["work_end"] - t["work_start"]))
             for what, start, end in (("pool_lock", "pool_lock_start", "pool_lock_end"),
                                      ("ne_lock", "ne_lock_start", "ne_lock_end"),
-                                     ("work_start", "call", "work_start"), ("work_end", "work_end", "done")):
+                                     ("work_start", "call", ready), ("slot_wait", "slot_wait_start", "slot"),
+                                     ("work_end", "work_end", "done")):
                 if start in t and end in t:
                     spans[what].append(t[end] - t[start])
-            spans["ne_overhead"].append((t["done"] - first_lock) - (t["work_end"] - t["work_start"]))
+            slot_wait = t["slot"] - t["slot_wait_start"] if "slot" in t and "slot_wait_start" in t else 0.0
+            spans["ne_overhead"].append((t["done"] - first_lock) - (t["work_end"] - t["work_start"]) - slot_wait)
             work_by_type[outcomes.get(name, {}).get("ne_type") or name.rsplit("-", 1)[0]].append(
                 t["work_end"] - t["work_start"])
         wave_spans = []
@@ -253,6 +258,19 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
             stamps.mark(stamps.current, "start_turn")
             return entered
 
+    class StampedSlots(campaign_module.WorkSlots):
+        @contextmanager
+        def slot(self, rank, on_wait=None):
+            ne = stamps.current
+            stamps.mark(ne, "slot_wait_start")
+            with super().slot(rank, on_wait):
+                stamps.mark(ne, "slot")
+                try:
+                    yield
+                finally:
+                    stamps.mark(ne, "slot_free")
+
+    campaign_module.WorkSlots = StampedSlots
     campaign_module.ne_change_subflow = timed_subflow
     campaign_module._StartTurn = StampedTurn
     locks_module.NeLocks.hold = timed_hold
