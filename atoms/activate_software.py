@@ -35,6 +35,14 @@ FIRST_PROBE_S = 2.0  # a restarting NE's first probes: abandoned soon if nobody 
 PROBE_S = 10.0  # a healthy NE answers a state read well within this
 
 
+def restarted_since(ctx: AtomContext, before, state, started: float) -> bool:
+    """Whether the NE booted after `started` (time.monotonic()): its uptime, in the NE's own
+    seconds, is shorter than the time since then or than it was before. Not being able to
+    reach the NE is no proof: a busy NE can miss a probe without restarting."""
+    since_s = (time.monotonic() - started) / (ctx.speed or 1.0)
+    return state.uptime_s < before.uptime_s or state.uptime_s < since_s
+
+
 def switch_version(ctx: AtomContext, version: str, *, restart_timeout_s: float, via_rollback: bool = False) -> dict:
     """Activate `version` and return evidence once the NE answers on it. Raises on old version or timeout."""
     before = ne_api.read_state(ctx.session)
@@ -50,37 +58,58 @@ def switch_version(ctx: AtomContext, version: str, *, restart_timeout_s: float, 
     # it can wait unanswered for its whole timeout), probe on fresh ones.
     ctx.session.reconnect(polite=False)
     limit_s = scaled(ctx, restart_timeout_s)
-    deadline = started + limit_s
-    saw_restart = False
     last_seen = f"on {before.running_version} before activation"
-    delay = 0.05
-    probe_s = FIRST_PROBE_S
+    for state, seen in _probes(ctx, started + limit_s):
+        if state is None:
+            last_seen = seen
+            continue
+        restarted = restarted_since(ctx, before, state, started)
+        last_seen = f"answering on {state.running_version}" + ("" if restarted else ", not yet restarted")
+        if state.running_version == version and (restarted or before.running_version == version):
+            return {"from_version": before.running_version, "version": state.running_version,
+                    "restart_s": round(time.monotonic() - started, 3)}
+        if restarted and state.running_version != version:
+            raise CheckFailed(f"NE restarted but runs {state.running_version}, not {version}",
+                              evidence={"running_version": state.running_version})
+    # Not transient: re-activating an NE that did not come back only digs deeper;
+    # the anomaly policy (rollback or an operator) decides what happens next.
+    raise CheckFailed(f"NE not back on {version} within {limit_s:.0f} s (last seen: {last_seen})",
+                      evidence={"last_seen": last_seen})
+
+
+def _probes(ctx: AtomContext, deadline: float):
+    """Read the NE's state until `deadline`: yields (state, "") when it answers up, (None, what
+    was seen) when it does not. A probe that gets no answer is abandoned soon and the next waits
+    longer (up to PROBE_S; a slow NE still gets its time); none outlives the deadline."""
+    delay, probe_s = 0.05, FIRST_PROBE_S
     while True:
         try:
-            # A probe that gets no answer is abandoned soon and the next one waits longer (up to
-            # PROBE_S; a slow NE still gets its time); none outlives the whole wait.
             state = ne_api.read_state(ctx.session, timeout=min(probe_s, max(deadline - time.monotonic(), 0.5)))
-            restarted = saw_restart or state.uptime_s < before.uptime_s or state.uptime_s < time.monotonic() - started
-            last_seen = f"answering on {state.running_version}" + ("" if restarted else ", not yet restarted")
-            if state.running_version == version and (restarted or before.running_version == version):
-                return {"from_version": before.running_version, "version": state.running_version,
-                        "restart_s": round(time.monotonic() - started, 3)}
-            if restarted and state.running_version != version:
-                raise CheckFailed(f"NE restarted but runs {state.running_version}, not {version}",
-                                  evidence={"running_version": state.running_version})
+            if state.uptime_s > 0:
+                yield state, ""
+            else:  # answering, but on its way down or not up yet: nothing to judge by
+                yield None, f"answering on {state.running_version}, not up"
         except TransientError as err:
-            saw_restart = True
-            last_seen = f"unreachable ({err.reason})"
             if isinstance(err, DeviceTimeout):
                 probe_s = min(probe_s * 2, PROBE_S)
             ctx.session.reconnect(polite=False)
+            yield None, f"unreachable ({err.reason})"
         if time.monotonic() + delay > deadline:
-            # Not transient: re-activating an NE that did not come back only digs deeper;
-            # the anomaly policy (rollback or an operator) decides what happens next.
-            raise CheckFailed(f"NE not back on {version} within {limit_s:.0f} s (last seen: {last_seen})",
-                              evidence={"last_seen": last_seen})
+            return
         time.sleep(delay)
         delay = min(delay * 1.5, 1.0)
+
+
+def state_once_back(ctx: AtomContext, limit_s: float):
+    """The NE's state as soon as it answers up: an undo may find it still restarting (the
+    activation it undoes timed out while the NE was on its way back)."""
+    last_seen = "nothing yet"
+    for state, seen in _probes(ctx, time.monotonic() + limit_s):
+        if state is not None:
+            return state
+        last_seen = seen
+    raise CheckFailed(f"NE not reachable within {limit_s:.0f} s (last seen: {last_seen})",
+                      evidence={"last_seen": last_seen})
 
 
 @timed
@@ -100,7 +129,7 @@ def run(ctx: AtomContext, *, version: str, restart_timeout_s: float = 900) -> At
 
 def undo(ctx: AtomContext, record: dict) -> AtomResult:
     target = record["version"]
-    state = ne_api.read_state(ctx.session)
+    state = state_once_back(ctx, scaled(ctx, record.get("restart_timeout_s", 900)))
     if state.running_version == target:
         return AtomResult(atom=f"undo:{SPEC.name}", ne=ctx.ne, reason=f"already running {target}")
     evidence = switch_version(ctx, target, restart_timeout_s=record.get("restart_timeout_s", 900),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import weakref
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
@@ -89,6 +90,10 @@ class SimulatedNE:
         self._started_at = clock.now()
         self._acceptors: list[asyncssh.SSHAcceptor] = []
         self._ssh_connections: set[asyncssh.SSHServerConnection] = set()
+        # NETCONF connections, from the moment they are accepted: a restart aborts them all,
+        # including one still authenticating, which would otherwise open its session after
+        # the restart dropped the others and talk to an NE that is down.
+        self._netconf_connections: weakref.WeakSet = weakref.WeakSet()
         self._restart: asyncio.Task | None = None
         self.restarts = 0  # evidence for tests: an activation must restart the NE exactly once
         self._cdr_writes: set[asyncio.TimerHandle] = set()
@@ -125,7 +130,8 @@ class SimulatedNE:
     async def _listen(self) -> None:
         try:
             netconf = await start_netconf_listener(self.engine, host=self.host, port=self.netconf_port,
-                                                   host_keys=[self.host_key], check_password=self.check_password)
+                                                   host_keys=[self.host_key], check_password=self.check_password,
+                                                   on_connection=self._netconf_connections.add)
         except OSError as err:
             raise OSError(err.errno, f"{self.name}: cannot listen on {self.host}:{self.netconf_port}: "
                                      f"{err.strerror}") from None
@@ -140,14 +146,16 @@ class SimulatedNE:
             raise OSError(err.errno, f"{self.name}: cannot listen on {self.host}:{self.ssh_port}: "
                                      f"{err.strerror}") from None
         self._acceptors = [netconf, ssh]
+        self.engine.accepting = True
 
     async def _go_down(self) -> None:
+        self.engine.accepting = False
         for acceptor in self._acceptors:
             acceptor.close()
         # Drop sessions before waiting: from Python 3.12.1 Server.wait_closed() waits for
         # every open connection, so waiting first would hang the restart.
         self.engine.drop_all_sessions()
-        for conn in list(self._ssh_connections):
+        for conn in [*self._ssh_connections, *self._netconf_connections]:
             conn.abort()  # a restarting NE does not say goodbye
         for acceptor in self._acceptors:
             await acceptor.wait_closed()

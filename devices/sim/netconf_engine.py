@@ -152,6 +152,7 @@ class NetconfEngine:
         self.state_provider = state_provider
         self.validator = validator
         self.before_rpc: Callable[[int, str], Awaitable[str | None]] | None = None
+        self.accepting = True  # False while the NE is down: no new session may start
         running = config_root(elements(config))
         self._datastores: dict[str, etree._Element] = {
             "running": running, "candidate": copy.deepcopy(running)}

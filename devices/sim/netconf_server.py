@@ -106,11 +106,16 @@ class _NetconfChannel(asyncssh.SSHServerSession):
         return subsystem == SUBSYSTEM
 
     def session_started(self) -> None:
+        if not self._engine.accepting:  # the NE went down while this client was logging in
+            self._close()
+            return
         # RFC 6241 8.1: both peers send their hello at once, without waiting for the other.
         self._session_id = self._engine.new_session(self._close)
         self._channel.write(encode(self._engine.hello(self._session_id), chunked=False))
 
     def data_received(self, data: bytes, datatype: int | None) -> None:
+        if self._session_id is None:  # refused at session start; the channel is closing
+            return
         try:
             for message in self._decoder.feed(data):
                 if self._hello_received:

@@ -188,3 +188,31 @@ def test_config_edits_outside_the_model_are_refused(sim):
             <max-sessions>2500000</max-sessions></capacity></ne></config>""")
         nc.commit()
         assert find(nc.get_config(source="running"), "cl:max-sessions") == ["2500000"]
+
+
+def test_a_client_logged_in_as_the_ne_goes_down_gets_no_session(sim, tmp_path: Path):
+    # A NETCONF client that has connected and logged in but not yet opened its session when the
+    # NE restarts must not get a session on the NE that is down (it used to, and read a state
+    # with uptime 0 on the old version: an activation "came back on the old version").
+    import paramiko
+
+    from .conftest import PASSWORD, nodelay_socket
+
+    upload(sim, "amf-2", generate_image(tmp_path, "AMF", "1.3.0", payload_size=4096))
+    address, port, _ = sim.endpoint("amf-2")
+    transport = paramiko.Transport(nodelay_socket(address, port))
+    transport.set_keepalive(0)
+    transport.connect(username="admin", password=PASSWORD)  # logged in, no channel yet
+    try:
+        with sim.netconf("amf-2") as nc:
+            nc.dispatch(rpc("install-software", image="AMF-1.3.0.img"))
+            nc.dispatch(rpc("activate-software", version="1.3.0"))
+        sim.wait_for(lambda: refused(sim, "amf-2"), timeout=5)
+        sim.wait_for(lambda: not transport.is_active(), timeout=5)  # aborted with the others
+        with pytest.raises((paramiko.SSHException, EOFError, OSError)):
+            transport.open_session().invoke_subsystem("netconf")
+    finally:
+        transport.close()
+    sim.wait_for(lambda: not refused(sim, "amf-2"), timeout=10)
+    with sim.netconf("amf-2") as nc:
+        assert state_of(nc, "cl:running-version") == ["1.3.0"]

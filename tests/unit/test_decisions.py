@@ -111,3 +111,20 @@ def test_dispatch_order_starts_the_longest_work_first_and_pools_by_what_is_left(
     # amf-1 carries its pool (20 + 20 = 40), amf-2 only itself (20); equal estimates keep wave order
     assert order == ["amf-1", "upf-1", "smf-1", "amf-2", "nrf-1", "nrf-2"]
     assert policy.dispatch_order([], {}) == []
+
+
+def test_a_restart_is_told_by_uptime_in_the_ne_s_own_seconds_not_by_a_missed_probe():
+    import time
+    from types import SimpleNamespace
+
+    from changeline.atoms.activate_software import restarted_since
+
+    sim_ctx, real_ctx = SimpleNamespace(speed=0.05), SimpleNamespace(speed=1.0)
+    before = SimpleNamespace(uptime_s=1200)  # 60 real seconds up, at 20 NE seconds per real second
+    started = time.monotonic() - 2.0  # activated 2 real s ago = 40 NE seconds
+    assert not restarted_since(sim_ctx, before, SimpleNamespace(uptime_s=1240), started)  # still up
+    assert restarted_since(sim_ctx, before, SimpleNamespace(uptime_s=30), started)  # booted 1.5 s ago
+    # Booted since: up for less than before the activation.
+    assert restarted_since(sim_ctx, SimpleNamespace(uptime_s=35), SimpleNamespace(uptime_s=30), started)
+    assert not restarted_since(real_ctx, SimpleNamespace(uptime_s=86400), SimpleNamespace(uptime_s=86402), started)
+    assert restarted_since(real_ctx, SimpleNamespace(uptime_s=86400), SimpleNamespace(uptime_s=1), started)
