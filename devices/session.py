@@ -168,11 +168,20 @@ class _KnownHosts:
         return found or None
 
 
+_LOGIN_REFUSED = ("AuthenticationException(", "BadAuthenticationType(", "PartialAuthentication(")
+
+
 def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
     if isinstance(err, DeviceError):
         return err
     if isinstance(err, nc_errors.AuthenticationError):
-        return AuthenticationError("NETCONF authentication failed", host=endpoint.name)
+        # ncclient wraps whatever ended the login, as the repr of paramiko's exception. Only a
+        # refusal is an authentication failure; a connection dropped mid-login (an NE going
+        # down for its restart) is transient, and retrying it is safe.
+        cause = str(err)
+        if cause.startswith(_LOGIN_REFUSED) or cause == "No authentication methods available":
+            return AuthenticationError("NETCONF authentication failed", host=endpoint.name)
+        return SessionDropped(f"NETCONF connection dropped during login: {cause}", host=endpoint.name)
     if isinstance(err, nc_errors.SSHUnknownHostError):
         return HostKeyError(f"host key does not match known_hosts ({err})", host=endpoint.name)
     if isinstance(err, TimeoutExpiredError):

@@ -258,3 +258,17 @@ def test_drain_prevents_failed_calls_during_restart(ctx_for, images, sim):
     assert after["attempted"] > before["attempted"]
     assert after["failed"] == before["failed"]
     runner.undo_run(ctx)
+
+
+def test_a_refused_login_is_an_authentication_error_and_is_not_retried(sim):
+    import dataclasses
+
+    from changeline.devices.session import DeviceSession, Endpoint
+    from changeline.errors import AuthenticationError, TransientError
+
+    endpoint = dataclasses.replace(Endpoint.from_host(sim.inventory.hosts["amf-1"]), password="not-the-password")
+    session = DeviceSession(endpoint, rpc_timeout=10)
+    with pytest.raises(AuthenticationError, match="NETCONF authentication failed") as err:
+        ne_api.read_state(session)
+    assert not isinstance(err.value, TransientError)
+    session.close()
