@@ -91,6 +91,14 @@ def _open_socket(endpoint: Endpoint, port: int) -> socket.socket:
     return sock
 
 
+def _listening(endpoint: Endpoint, port: int) -> bool:
+    try:
+        socket.create_connection((endpoint.hostname, port), timeout=min(endpoint.timeout, 2.0)).close()
+    except OSError:
+        return False
+    return True
+
+
 def known_host_keys(endpoint: Endpoint, port: int) -> dict[str, paramiko.PKey]:
     """The NE's host keys (by key type) from known_hosts, or HostKeyError: we never trust on first use silently."""
     if not endpoint.known_hosts:
@@ -179,6 +187,8 @@ def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
         # refusal is an authentication failure; a connection dropped mid-login (an NE going
         # down for its restart) is transient, and retrying it is safe.
         cause = str(err)
+        if "transport shut down or saw EOF" in cause:  # paramiko >= 3.5 says so
+            return SessionDropped(f"NETCONF connection dropped during login: {cause}", host=endpoint.name)
         if cause.startswith(_LOGIN_REFUSED) or cause == "No authentication methods available":
             return AuthenticationError("NETCONF authentication failed", host=endpoint.name)
         return SessionDropped(f"NETCONF connection dropped during login: {cause}", host=endpoint.name)
@@ -347,7 +357,14 @@ class DeviceSession:
             )
         except Exception as err:
             sock.close()
-            raise _map_nc_error(err, ep) from err
+            mapped = _map_nc_error(err, ep)
+            if isinstance(mapped, AuthenticationError) and not _listening(ep, ep.netconf_port):
+                # Older paramiko reports a connection that died mid-login as a plain
+                # "Authentication failed."; an NE that has meanwhile stopped listening went down
+                # (say, for its restart) rather than refused us, and trying again later is right.
+                mapped = SessionDropped("NETCONF connection dropped during login; the NE stopped listening",
+                                        host=ep.name)
+            raise mapped from err
         return self._nc
 
     @property

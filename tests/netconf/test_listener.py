@@ -61,3 +61,49 @@ def test_restart_drops_sessions_refuses_connections_then_serves_again(server_loo
         again.close_session()
     finally:
         on_loop(stop(acceptor))
+
+
+def test_an_ne_going_down_mid_login_is_transient_a_refused_login_is_not(server_loop, host_key, tmp_path):
+    # ncclient reports a connection that dies during password auth as an AuthenticationError,
+    # like a refusal. The session layer tells them apart: a refusal is an authentication error
+    # (never retried); a login cut off by an NE that is going down is transient.
+    from changeline.devices.session import DeviceSession, Endpoint, known_hosts_name
+    from changeline.errors import AuthenticationError, SessionDropped
+
+    engine = NetconfEngine(config=etree.fromstring(CONFIG))
+    connections = []
+    listening = {}
+
+    async def go_down_during_login(user, password):
+        listening["acceptor"].close()
+        engine.drop_all_sessions()
+        for conn in connections:
+            conn.abort()
+        await asyncio.sleep(5)  # never answers: the connection is gone
+        return False
+
+    def on_loop(coroutine):
+        return asyncio.run_coroutine_threadsafe(coroutine, server_loop).result(10)
+
+    async def listen(check):
+        return await start_netconf_listener(engine, host="127.0.0.1", port=0, host_keys=[host_key],
+                                            check_password=check, on_connection=connections.append)
+
+    def endpoint(port: int, password: str) -> Endpoint:
+        known = tmp_path / f"known_hosts-{port}"
+        known.write_text(f"{known_hosts_name('127.0.0.1', port)} "
+                         f"{host_key.export_public_key('openssh').decode().split()[0]} "
+                         f"{host_key.export_public_key('openssh').decode().split()[1]}\n")
+        return Endpoint(name="amf-1", hostname="127.0.0.1", netconf_port=port, username=USERNAME,
+                        password=password, known_hosts=str(known), timeout=10)
+
+    refusing = on_loop(listen(lambda user, password: (user, password) == (USERNAME, PASSWORD)))
+    try:
+        with pytest.raises(AuthenticationError):
+            DeviceSession(endpoint(refusing.get_port(), "wrong")).netconf
+    finally:
+        refusing.close()
+
+    listening["acceptor"] = on_loop(listen(go_down_during_login))
+    with pytest.raises(SessionDropped, match="dropped during login"):
+        DeviceSession(endpoint(listening["acceptor"].get_port(), PASSWORD)).netconf

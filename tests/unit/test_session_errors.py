@@ -21,7 +21,8 @@ def test_a_refused_login_is_an_authentication_error_not_retried():
 def test_a_connection_dropped_during_login_is_transient():
     # ncclient reports any exception during login as AuthenticationError(repr(exc)); an NE that
     # goes down for its restart while we log in ends the login with one of these.
-    for cause in (paramiko.SSHException("No existing session"), EOFError()):
+    for cause in (paramiko.SSHException("No existing session"), EOFError(),
+                  paramiko.AuthenticationException("Authentication failed: transport shut down or saw EOF")):
         mapped = _map_nc_error(nc_errors.AuthenticationError(repr(cause)), ENDPOINT)
         assert isinstance(mapped, SessionDropped) and isinstance(mapped, TransientError), cause
         assert "dropped during login" in mapped.reason
