@@ -26,7 +26,7 @@ from changeline.devices.inventory import load_inventory
 from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
 from changeline.flows.locks import NeLocks, lock_names, ne_lock_name, pool_lock_name  # noqa: F401 (re-exported)
-from changeline.flows.ne_flow import NEOutcome, admitted_by, ne_change_subflow, time_scale
+from changeline.flows.ne_flow import Admission, NEOutcome, admitted_by, ne_change_subflow, time_scale
 
 
 # A wave's NEs would otherwise all start at once: a Prefect server on SQLite answers such a
@@ -109,6 +109,49 @@ class WorkSlots:
                 self._cond.notify_all()
 
 
+class _Settling:
+    """NE outcomes as they become known: when the NE is done with its device (its admission
+    ends), or when its worker ends, whichever comes first."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, dict[str, Any]] = {}
+        self._cond = threading.Condition()
+
+    def known(self, name: str, outcome: dict[str, Any]) -> None:
+        with self._cond:
+            self._known[name] = outcome
+            self._cond.notify_all()
+
+    def _poke(self, _future=None) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def outcome_of(self, name: str, future) -> dict[str, Any] | BaseException:
+        if future.done():
+            err = future.exception()
+            if err is None:
+                return future.result()
+            return self._known.get(name, err)
+        return self._known[name]
+
+    def as_settled(self, futures: dict[str, Any]):
+        """(name, outcome or the worker's exception) for each NE, as each settles."""
+        for future in futures.values():
+            future.add_done_callback(self._poke)
+        remaining = set(futures)
+
+        def settled() -> list[str]:
+            return [n for n in remaining if n in self._known or futures[n].done()]
+
+        while remaining:
+            with self._cond:
+                self._cond.wait_for(lambda: settled())
+                ready = settled()
+            for name in ready:
+                remaining.discard(name)
+                yield name, self.outcome_of(name, futures[name])
+
+
 def pick_model(models: list, host, *, resuming: bool):
     """The first model that targets this NE, or (None, why none does).
 
@@ -153,6 +196,7 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
     primary = model_objs[0].campaign
     inv = load_inventory(inventory)
     hosts = inv.select(targets)
+    hosts_by_name = {h.name: h for h in hosts}
     if not hosts:
         raise ChangelineError(f"selector '{targets}' matches no NE in {inventory}")
     journal = stores.journal()
@@ -202,95 +246,110 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
         pool_turns = {h.pool: threading.Lock() for h in eligible if h.pool}
         starting = threading.Semaphore(turns)
         slots = WorkSlots(cap)
-        stop_reason: str | None = None
-        attempted = failures = 0
-        for wave in waves:
-            if stop_reason:
-                for host in wave.hosts:
-                    outcomes[host.name] = _untouched(host, policy.SKIPPED, f"not started: {stop_reason}")
-                    journal.set_ne_status(campaign_id, host.name, policy.SKIPPED, stop_reason)
-                board.update(outcomes)
-                continue
-            logger.info("wave %s: %d NE(s), concurrency %d", wave.name, len(wave.hosts), cap)
+        settling = _Settling()
 
-            def window_refusal(host, plan) -> str | None:
-                fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
-                                        estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
-                                        scale=time_scale(host))
-                if fit.fits:
-                    return None
-                journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
-                return f"deferred to the next window: {fit.reason}"
+        def window_refusal(host, plan) -> str | None:
+            fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
+                                    estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
+                                    scale=time_scale(host))
+            if fit.fits:
+                return None
+            journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
+            return f"deferred to the next window: {fit.reason}"
 
-            def waits(host):
-                return lambda: get_run_logger().info(
-                    "%s waits for one of the campaign's %d working slots", host.name, cap)
+        def waits(host):
+            return lambda: get_run_logger().info("%s waits for one of the campaign's %d working slots", host.name, cap)
 
-            @contextmanager
-            def admission(host, plan, turn, rank):
-                """Entered by the NE's running flow before it touches the device."""
-                turn.next_may_start()
+        @contextmanager
+        def admission(host, plan, turn, rank):
+            """Entered by the NE's running flow before it touches the device; left when it is
+            done with it, its outcome known (the run's own end follows, off the slot)."""
+            turn.next_may_start()
+            ticket = Admission()
+            try:
                 with slots.slot(rank, waits(host)):
                     # The window is checked again now the NE may work: waiting for a slot used it up.
                     refused = window_refusal(host, plan)
                     if refused:
-                        yield policy.DEFERRED, refused
-                        return
-                    board.running(host.name)
-                    yield None
+                        ticket.refusal = (policy.DEFERRED, refused)
+                    else:
+                        board.running(host.name)
+                    yield ticket
+            finally:
+                if ticket.outcome is not None:
+                    settling.known(host.name, ticket.outcome)
 
-            def one(host, rank):
-                plan = plans[host.name]
-                # This campaign's pool members queue in-process (pool_turns); then the NE and its pool
-                # are taken on the server in one atomic request with a bounded wait, so another
-                # campaign working on the NE or a member of its pool makes this NE wait, then skip
-                # with a reason - never run beside it. One request: no lock order, no deadlock, and
-                # half the lock traffic (acquire, lease renewals, release) of two separate locks.
-                with ExitStack() as held:
-                    if host.pool:
-                        held.enter_context(pool_turns[host.pool])
-                    turn = held.enter_context(_StartTurn(starting))
-                    try:
-                        held.enter_context(locks.hold(lock_names(host), wait_s=lock_wait_s))
-                    except TimeoutError:
-                        what = f"{host.name} or its pool {host.pool}" if host.pool else host.name
-                        return _untouched(host, policy.SKIPPED,
-                                          f"another run holds {what} (waited {lock_wait_s:.0f} s); not touched")
-                    # The window is checked once the NE is ours (waiting for a pool peer uses it up),
-                    # before a run is made for it, and again when it may start work.
-                    refused = window_refusal(host, plan)
-                    if refused:
-                        return _untouched(host, policy.DEFERRED, refused)
-                    if ne_deployment:
-                        turn.next_may_start()
-                        with slots.slot(rank, waits(host)):
-                            board.running(host.name)
-                            return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host,
-                                                  campaign_id, params or {}, on_anomaly, pause_timeout_s)
-                    with admitted_by(lambda: admission(host, plan, turn, rank)):
-                        return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
-                                                 pause_timeout_s=pause_timeout_s)
+        def one(host, rank):
+            plan = plans[host.name]
+            # This campaign's pool members queue in-process (pool_turns); then the NE and its pool
+            # are taken on the server in one atomic request with a bounded wait, so another
+            # campaign working on the NE or a member of its pool makes this NE wait, then skip
+            # with a reason - never run beside it. One request: no lock order, no deadlock, and
+            # half the lock traffic (acquire, lease renewals, release) of two separate locks.
+            with ExitStack() as held:
+                if host.pool:
+                    held.enter_context(pool_turns[host.pool])
+                turn = held.enter_context(_StartTurn(starting))
+                try:
+                    held.enter_context(locks.hold(lock_names(host), wait_s=lock_wait_s))
+                except TimeoutError:
+                    what = f"{host.name} or its pool {host.pool}" if host.pool else host.name
+                    return _untouched(host, policy.SKIPPED,
+                                      f"another run holds {what} (waited {lock_wait_s:.0f} s); not touched")
+                # The window is checked once the NE is ours (waiting for a pool peer uses it up),
+                # before a run is made for it, and again when it may start work.
+                refused = window_refusal(host, plan)
+                if refused:
+                    return _untouched(host, policy.DEFERRED, refused)
+                if ne_deployment:
+                    turn.next_may_start()
+                    with slots.slot(rank, waits(host)):
+                        board.running(host.name)
+                        return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host,
+                                              campaign_id, params or {}, on_anomaly, pause_timeout_s)
+                with admitted_by(lambda: admission(host, plan, turn, rank)):
+                    return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
+                                             pause_timeout_s=pause_timeout_s)
 
-            workers = max(1, min(cap + lookahead(cap, turns), len(wave.hosts)))
-            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ne") as pool:
+        stop_reason: str | None = None
+        attempted = failures = 0
+        all_futures: dict[str, Any] = {}
+        workers = max(1, min(cap + lookahead(cap, turns), len(eligible)))
+        # One pool for the whole campaign: the next wave starts once every NE of this one is done
+        # with its device, while the last runs are still ending (recording their final state).
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ne") as pool:
+            for wave in waves:
+                if stop_reason:
+                    for host in wave.hosts:
+                        outcomes[host.name] = _untouched(host, policy.SKIPPED, f"not started: {stop_reason}")
+                        journal.set_ne_status(campaign_id, host.name, policy.SKIPPED, stop_reason)
+                    board.update(outcomes)
+                    continue
+                logger.info("wave %s: %d NE(s), concurrency %d", wave.name, len(wave.hosts), cap)
                 # Each NE's subflow runs in a worker thread with a copy of this flow's context,
                 # so Prefect records it as a child of the campaign run.
                 order = policy.dispatch_order(wave.hosts, {h.name: plans[h.name].total_estimate_s for h in wave.hosts})
                 futures = {h.name: pool.submit(contextvars.copy_context().run, one, h, rank)
                            for rank, h in enumerate(order)}
-                for host in wave.hosts:  # outcomes in the wave's (report) order
-                    try:
-                        outcomes[host.name] = futures[host.name].result()
-                    except Exception as err:  # a bug or infrastructure failure: keep the NE visible
-                        outcomes[host.name] = _untouched(host, policy.FAILED, f"engine error: {err}")
+                all_futures.update(futures)
+                for name, outcome in settling.as_settled(futures):
+                    outcomes[name] = outcome if isinstance(outcome, dict) else _engine_error(hosts_by_name[name], outcome)
                     board.update(outcomes)
-            attempted += sum(1 for h in wave.hosts if outcomes[h.name]["status"] not in (policy.DEFERRED, policy.SKIPPED))
-            failures += sum(1 for h in wave.hosts if outcomes[h.name]["status"] in policy.FAILURE_STATES)
-            # Past the last wave there is nothing left to stop: the failures show in the counts.
-            if wave is not waves[-1]:
-                stop_reason = primary.breached(failures, attempted)
-            if stop_reason:
-                logger.error("campaign stopped after wave %s: %s", wave.name, stop_reason)
+                for host in wave.hosts:  # the wave's (report) order
+                    outcomes[host.name] = outcomes.pop(host.name)
+                attempted += sum(1 for h in wave.hosts
+                                 if outcomes[h.name]["status"] not in (policy.DEFERRED, policy.SKIPPED))
+                failures += sum(1 for h in wave.hosts if outcomes[h.name]["status"] in policy.FAILURE_STATES)
+                # Past the last wave there is nothing left to stop: the failures show in the counts.
+                if wave is not waves[-1]:
+                    stop_reason = primary.breached(failures, attempted)
+                if stop_reason:
+                    logger.error("campaign stopped after wave %s: %s", wave.name, stop_reason)
+        # Every run has ended; what a worker returned is the record (the same outcome, unless its
+        # run's end failed after the NE was done: then the outcome seen at the slot stands).
+        for name, future in all_futures.items():
+            outcome = settling.outcome_of(name, future)
+            outcomes[name] = outcome if isinstance(outcome, dict) else _engine_error(hosts_by_name[name], outcome)
     summary = progress.summarize(campaign_id, model_objs[0], outcomes, started, stop_reason, window_end)
     board.finish(summary)
     return summary
@@ -310,6 +369,11 @@ def _run_on_worker(deployment: str, model_file: str, inventory: str, host, campa
         return json.loads(outcome_file.read_text())
     state = run.state.name if run.state else "unknown"
     return _untouched(host, policy.FAILED, f"worker run {run.name} ended {state} without an outcome")
+
+
+def _engine_error(host, err: BaseException) -> dict[str, Any]:
+    """A bug or infrastructure failure in an NE's worker: keep the NE visible, with the error."""
+    return _untouched(host, policy.FAILED, f"engine error: {err}")
 
 
 def _untouched(host, status: str, reason: str) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Iterator
 from uuid import UUID
@@ -28,6 +29,7 @@ log = logging.getLogger("changeline.locks")
 # The server answers a held limit with 423 and a Retry-After of up to 30 s; a waiter asks again
 # sooner than that (each try is one cheap request) so it takes over soon after the holder leaves.
 POLL_MAX_S = 2.0
+CREATING_AT_ONCE = 8
 
 
 def ne_lock_name(ne: str) -> str:
@@ -88,13 +90,17 @@ class NeLocks:
             existing |= {lim.name for lim in page}
             if len(page) < 200:
                 break
-        for name in names:
-            if name in existing:
-                continue
+        def create(name: str) -> None:
             try:
                 self._client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
             except ObjectAlreadyExists:
                 pass
+
+        # A first campaign over new NEs creates hundreds: a few at a time, or they alone take
+        # seconds before the first NE may start (300 one after another: ~2.5 s here).
+        missing = [name for name in names if name not in existing]
+        with ThreadPoolExecutor(max_workers=CREATING_AT_ONCE, thread_name_prefix="limits") as pool:
+            list(pool.map(create, missing))
 
     # --- holding ----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import contextvars
 import functools
 import json
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -133,11 +133,18 @@ def _anomaly_form(outcome: NEOutcome, step_name: str, reason: str, evidence: dic
 _admission: contextvars.ContextVar = contextvars.ContextVar("changeline_admission", default=None)
 
 
+@dataclass
+class Admission:
+    """What a campaign's gate answers an NE's run, and what the run tells it back."""
+
+    refusal: tuple[str, str] | None = None  # (status, reason): end the run, NE untouched
+    outcome: dict[str, Any] | None = None   # set by the run once it is done with the device
+
+
 @contextmanager
 def admitted_by(gate):
-    """Runs started in this context enter `gate()` (a context manager) before touching their NE
-    and leave it once done with the device. It yields None to go on, or (status, reason) to end
-    the run untouched - e.g. deferred because the window no longer fits it."""
+    """Runs started in this context enter `gate()` (a context manager yielding an Admission)
+    before touching their NE, and leave it once done with the device, their outcome set."""
     token = _admission.set(gate)
     try:
         yield
@@ -148,14 +155,19 @@ def admitted_by(gate):
 def execute_plan(plan, host: Host, campaign_id: str, *, pause_timeout_s: int = 3600) -> NEOutcome:
     """Run an NEPlan step by step; a failed step follows its compiled `on_failure` policy."""
     gate = _admission.get()
-    with gate() if gate is not None else nullcontext() as refusal:
-        if refusal is not None:
-            status, reason = refusal
+    if gate is None:
+        return _execute_admitted(plan, host, campaign_id, pause_timeout_s=pause_timeout_s)
+    with gate() as admission:
+        if admission.refusal is not None:
+            status, reason = admission.refusal
             get_run_logger().info("%s: %s", host.name, reason)
             now = time.time()
-            return NEOutcome(ne=host.name, ne_type=host.ne_type, campaign_id=campaign_id, status=status,
-                             reason=reason, from_version=host.software_version, started_at=now, finished_at=now)
-        return _execute_admitted(plan, host, campaign_id, pause_timeout_s=pause_timeout_s)
+            outcome = NEOutcome(ne=host.name, ne_type=host.ne_type, campaign_id=campaign_id, status=status,
+                                reason=reason, from_version=host.software_version, started_at=now, finished_at=now)
+        else:
+            outcome = _execute_admitted(plan, host, campaign_id, pause_timeout_s=pause_timeout_s)
+        admission.outcome = outcome.to_dict()
+        return outcome
 
 
 def _execute_admitted(plan, host: Host, campaign_id: str, *, pause_timeout_s: int) -> NEOutcome:
