@@ -420,7 +420,7 @@ def report(args, limit: dict, baseline: dict | None, campaign: dict | None, memo
             "start_turn_wait": campaign.get("start_turn_wait_ms"),
             "ne_and_pool_lock_acquire": campaign.get("ne_lock_ms"),
             "subflow_start": campaign.get("work_start_ms"), "subflow_end": campaign.get("work_end_ms"),
-            "slot_wait": campaign.get("slot_wait_ms"),
+            "pool_peer_wait": campaign.get("pool_peer_wait_ms"), "slot_wait": campaign.get("slot_wait_ms"),
             "total_outside_steps": campaign.get("ne_overhead_ms"),
             # what of it holds a slot (the concurrency cap), so lengthens the campaign
             "inside_slot_outside_steps": campaign.get("in_slot_overhead_ms")}

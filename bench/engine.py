@@ -103,14 +103,17 @@ class Stamps:
         for name, t in self.ne.items():
             if "work_start" not in t or "done" not in t:
                 continue
-            first_lock = min((t[k] for k in ("pool_turn", "pool_lock_start", "ne_lock_start") if k in t),
+            first_lock = min((t[k] for k in ("pool_turn", "turn_wait_start", "ne_lock_start") if k in t),
                              default=t["work_start"])
-            if "pool_turn" in t:
+            if "pool_turn" in t:  # the baseline queues pool peers before anything else
                 spans["in_process_pool_wait"].append(t["pool_turn"] - t["pick"])
             if "start_turn" in t:
-                spans["start_turn_wait"].append(t["start_turn"] - t["pool_turn"])
-            # Campaign NEs get their run ready, then wait for a working slot (the concurrency cap).
-            ready = "slot_wait_start" if "slot_wait_start" in t else "work_start"
+                spans["start_turn_wait"].append(t["start_turn"] - t["turn_wait_start"])
+            # Campaign NEs get their run ready (call -> admitted), then wait for their turn: the pool
+            # peer (admitted -> ne_lock_start), the locks, a working slot (the concurrency cap).
+            ready = "admitted" if "admitted" in t else "work_start"
+            if "admitted" in t and "ne_lock_start" in t:
+                spans["pool_peer_wait"].append(t["ne_lock_start"] - t["admitted"])
             if "slot" in t and "slot_free" in t:
                 spans["in_slot_overhead"].append((t["slot_free"] - t["slot"]) - (t["work_end"] - t["work_start"]))
             for what, start, end in (("pool_lock", "pool_lock_start", "pool_lock_end"),
@@ -119,8 +122,9 @@ class Stamps:
                                      ("work_end", "work_end", "done")):
                 if start in t and end in t:
                     spans[what].append(t[end] - t[start])
-            slot_wait = t["slot"] - t["slot_wait_start"] if "slot" in t and "slot_wait_start" in t else 0.0
-            spans["ne_overhead"].append((t["done"] - first_lock) - (t["work_end"] - t["work_start"]) - slot_wait)
+            waits = (t["slot"] - t["slot_wait_start"] if "slot" in t and "slot_wait_start" in t else 0.0) + \
+                (t["ne_lock_start"] - t["admitted"] if "admitted" in t and "ne_lock_start" in t else 0.0)
+            spans["ne_overhead"].append((t["done"] - first_lock) - (t["work_end"] - t["work_start"]) - waits)
             work_by_type[outcomes.get(name, {}).get("ne_type") or name.rsplit("-", 1)[0]].append(
                 t["work_end"] - t["work_start"])
         wave_spans = []
@@ -253,10 +257,20 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
 
     class StampedTurn(campaign_module._StartTurn):
         def __enter__(self):
-            stamps.mark(stamps.current, "pool_turn")  # entered right after the in-process pool turn
+            stamps.mark(stamps.current, "turn_wait_start")
             entered = super().__enter__()
             stamps.mark(stamps.current, "start_turn")
             return entered
+
+    admitted_by = campaign_module.admitted_by
+
+    def stamped_admitted_by(gate):
+        @contextmanager
+        def stamped_gate():
+            stamps.mark(stamps.current, "admitted")  # the run is running; its turn (pool, locks, slot) next
+            with gate() as ticket:
+                yield ticket
+        return admitted_by(stamped_gate)
 
     class StampedSlots(campaign_module.WorkSlots):
         @contextmanager
@@ -271,6 +285,7 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
                     stamps.mark(ne, "slot_free")
 
     campaign_module.WorkSlots = StampedSlots
+    campaign_module.admitted_by = stamped_admitted_by
     campaign_module.ne_change_subflow = timed_subflow
     campaign_module._StartTurn = StampedTurn
     locks_module.NeLocks.hold = timed_hold

@@ -47,8 +47,8 @@ def starts_at_once() -> int:
 
 
 class _StartTurn:
-    """One of starts_at_once() turns to start an NE: taken before its server-side locks, given
-    back as soon as its flow run is running, or on any other way out."""
+    """One of starts_at_once() turns to create and start an NE's run, given back as soon as the
+    run is running (before the NE waits for its locks and a slot), or on any other way out."""
 
     def __init__(self, turns: threading.Semaphore) -> None:
         self._turns, self._held = turns, False
@@ -240,9 +240,6 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
     with NeLocks(lease_s=policy.LOCK_LEASE_S) as locks:
         if eligible:
             locks.ensure(sorted({name for h in eligible for name in lock_names(h)}))
-        # This campaign's NEs of one pool queue on an in-process lock before asking the server, so a
-        # waiter takes over the moment its peer is done instead of polling a held limit (the server
-        # answers 423 with a Retry-After of up to 30 s and writes to its database on every try).
         pool_turns = {h.pool: threading.Lock() for h in eligible if h.pool}
         starting = threading.Semaphore(turns)
         slots = WorkSlots(cap)
@@ -260,19 +257,40 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
         def waits(host):
             return lambda: get_run_logger().info("%s waits for one of the campaign's %d working slots", host.name, cap)
 
+        def take_turn(held: ExitStack, host, plan, rank) -> tuple[str, str] | None:
+            """The NE's turn to work, or (status, reason) why not. This campaign's members of a
+            pool queue in-process, so the next takes over the moment its peer is done with its
+            device (the server answers a held limit with 423 and a Retry-After of up to 30 s).
+            Then the NE and its pool are taken on the server in one atomic request with a
+            bounded wait, so another campaign working on the NE or a member of its pool makes
+            this NE wait, then skip with a reason - never run beside it (one request: no lock
+            order, no deadlock). Then a working slot, in dispatch order; then the window."""
+            if host.pool:
+                turn = pool_turns[host.pool]
+                if not turn.acquire(blocking=False):
+                    get_run_logger().info("%s waits for its pool peer to finish", host.name)
+                    turn.acquire()
+                held.callback(turn.release)
+            try:
+                held.enter_context(locks.hold(lock_names(host), wait_s=lock_wait_s))
+            except TimeoutError:
+                what = f"{host.name} or its pool {host.pool}" if host.pool else host.name
+                return policy.SKIPPED, f"another run holds {what} (waited {lock_wait_s:.0f} s); not touched"
+            held.enter_context(slots.slot(rank, waits(host)))
+            # Checked again now the NE may work: waiting for its pool peer or a slot used it up.
+            refused = window_refusal(host, plan)
+            return (policy.DEFERRED, refused) if refused else None
+
         @contextmanager
         def admission(host, plan, turn, rank):
             """Entered by the NE's running flow before it touches the device; left when it is
-            done with it, its outcome known (the run's own end follows, off the slot)."""
+            done with it, its outcome known (the run's own end follows, holding nothing)."""
             turn.next_may_start()
             ticket = Admission()
             try:
-                with slots.slot(rank, waits(host)):
-                    # The window is checked again now the NE may work: waiting for a slot used it up.
-                    refused = window_refusal(host, plan)
-                    if refused:
-                        ticket.refusal = (policy.DEFERRED, refused)
-                    else:
+                with ExitStack() as held:
+                    ticket.refusal = take_turn(held, host, plan, rank)
+                    if ticket.refusal is None:
                         board.running(host.name)
                     yield ticket
             finally:
@@ -281,35 +299,23 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
 
         def one(host, rank):
             plan = plans[host.name]
-            # This campaign's pool members queue in-process (pool_turns); then the NE and its pool
-            # are taken on the server in one atomic request with a bounded wait, so another
-            # campaign working on the NE or a member of its pool makes this NE wait, then skip
-            # with a reason - never run beside it. One request: no lock order, no deadlock, and
-            # half the lock traffic (acquire, lease renewals, release) of two separate locks.
-            with ExitStack() as held:
-                if host.pool:
-                    held.enter_context(pool_turns[host.pool])
-                turn = held.enter_context(_StartTurn(starting))
-                try:
-                    held.enter_context(locks.hold(lock_names(host), wait_s=lock_wait_s))
-                except TimeoutError:
-                    what = f"{host.name} or its pool {host.pool}" if host.pool else host.name
-                    return _untouched(host, policy.SKIPPED,
-                                      f"another run holds {what} (waited {lock_wait_s:.0f} s); not touched")
-                # The window is checked once the NE is ours (waiting for a pool peer uses it up),
-                # before a run is made for it, and again when it may start work.
-                refused = window_refusal(host, plan)
-                if refused:
-                    return _untouched(host, policy.DEFERRED, refused)
-                if ne_deployment:
-                    turn.next_may_start()
-                    with slots.slot(rank, waits(host)):
-                        board.running(host.name)
-                        return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host,
-                                              campaign_id, params or {}, on_anomaly, pause_timeout_s)
-                with admitted_by(lambda: admission(host, plan, turn, rank)):
-                    return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
-                                             pause_timeout_s=pause_timeout_s)
+            # An NE the window cannot take now gets no run; the window is checked again at its turn.
+            refused = window_refusal(host, plan)
+            if refused:
+                return _untouched(host, policy.DEFERRED, refused)
+            if ne_deployment:
+                with ExitStack() as held:
+                    refusal = take_turn(held, host, plan, rank)
+                    if refusal is not None:
+                        return _untouched(host, *refusal)
+                    board.running(host.name)
+                    return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host,
+                                          campaign_id, params or {}, on_anomaly, pause_timeout_s)
+            # Its run is made and running before the NE waits for its turn (admission), so the
+            # ~1 s of Prefect bookkeeping that starts a run holds no lock, pool turn or slot.
+            with _StartTurn(starting) as turn, admitted_by(lambda: admission(host, plan, turn, rank)):
+                return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
+                                         pause_timeout_s=pause_timeout_s)
 
         stop_reason: str | None = None
         attempted = failures = 0
