@@ -237,125 +237,130 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
     cap = concurrency_cap or primary.concurrency or 1
     board = progress.Board(campaign_id, [h.name for h in hosts], outcomes)
     board.publish()
-    with NeLocks(lease_s=policy.LOCK_LEASE_S) as locks:
-        if eligible:
-            locks.ensure(sorted({name for h in eligible for name in lock_names(h)}))
-        pool_turns = {h.pool: threading.Lock() for h in eligible if h.pool}
-        starting = threading.Semaphore(turns)
-        slots = WorkSlots(cap)
-        settling = _Settling()
+    try:
+        with NeLocks(lease_s=policy.LOCK_LEASE_S) as locks:
+            if eligible:
+                locks.ensure(sorted({name for h in eligible for name in lock_names(h)}))
+            pool_turns = {h.pool: threading.Lock() for h in eligible if h.pool}
+            starting = threading.Semaphore(turns)
+            slots = WorkSlots(cap)
+            settling = _Settling()
 
-        def window_refusal(host, plan) -> str | None:
-            fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
-                                    estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
-                                    scale=time_scale(host))
-            if fit.fits:
-                return None
-            journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
-            return f"deferred to the next window: {fit.reason}"
+            def window_refusal(host, plan) -> str | None:
+                fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
+                                        estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
+                                        scale=time_scale(host))
+                if fit.fits:
+                    return None
+                journal.set_ne_status(campaign_id, host.name, policy.DEFERRED, fit.reason)
+                return f"deferred to the next window: {fit.reason}"
 
-        def waits(host):
-            return lambda: get_run_logger().info("%s waits for one of the campaign's %d working slots", host.name, cap)
+            def waits(host):
+                return lambda: get_run_logger().info("%s waits for one of the campaign's %d working slots",
+                                                     host.name, cap)
 
-        def take_turn(held: ExitStack, host, plan, rank) -> tuple[str, str] | None:
-            """The NE's turn to work, or (status, reason) why not. This campaign's members of a
-            pool queue in-process, so the next takes over the moment its peer is done with its
-            device (the server answers a held limit with 423 and a Retry-After of up to 30 s).
-            Then the NE and its pool are taken on the server in one atomic request with a
-            bounded wait, so another campaign working on the NE or a member of its pool makes
-            this NE wait, then skip with a reason - never run beside it (one request: no lock
-            order, no deadlock). Then a working slot, in dispatch order; then the window."""
-            if host.pool:
-                turn = pool_turns[host.pool]
-                if not turn.acquire(blocking=False):
-                    get_run_logger().info("%s waits for its pool peer to finish", host.name)
-                    turn.acquire()
-                held.callback(turn.release)
-            try:
-                held.enter_context(locks.hold(lock_names(host), wait_s=lock_wait_s))
-            except TimeoutError:
-                what = f"{host.name} or its pool {host.pool}" if host.pool else host.name
-                return policy.SKIPPED, f"another run holds {what} (waited {lock_wait_s:.0f} s); not touched"
-            held.enter_context(slots.slot(rank, waits(host)))
-            # Checked again now the NE may work: waiting for its pool peer or a slot used it up.
-            refused = window_refusal(host, plan)
-            return (policy.DEFERRED, refused) if refused else None
+            def take_turn(held: ExitStack, host, plan, rank) -> tuple[str, str] | None:
+                """The NE's turn to work, or (status, reason) why not. This campaign's members of a
+                pool queue in-process, so the next takes over the moment its peer is done with its
+                device (the server answers a held limit with 423 and a Retry-After of up to 30 s).
+                Then the NE and its pool are taken on the server in one atomic request with a
+                bounded wait, so another campaign working on the NE or a member of its pool makes
+                this NE wait, then skip with a reason - never run beside it (one request: no lock
+                order, no deadlock). Then a working slot, in dispatch order; then the window."""
+                if host.pool:
+                    turn = pool_turns[host.pool]
+                    if not turn.acquire(blocking=False):
+                        get_run_logger().info("%s waits for its pool peer to finish", host.name)
+                        turn.acquire()
+                    held.callback(turn.release)
+                try:
+                    held.enter_context(locks.hold(lock_names(host), wait_s=lock_wait_s))
+                except TimeoutError:
+                    what = f"{host.name} or its pool {host.pool}" if host.pool else host.name
+                    return policy.SKIPPED, f"another run holds {what} (waited {lock_wait_s:.0f} s); not touched"
+                held.enter_context(slots.slot(rank, waits(host)))
+                # Checked again now the NE may work: waiting for its pool peer or a slot used it up.
+                refused = window_refusal(host, plan)
+                return (policy.DEFERRED, refused) if refused else None
 
-        @contextmanager
-        def admission(host, plan, turn, rank):
-            """Entered by the NE's running flow before it touches the device; left when it is
-            done with it, its outcome known (the run's own end follows, holding nothing)."""
-            turn.next_may_start()
-            ticket = Admission()
-            try:
-                with ExitStack() as held:
-                    ticket.refusal = take_turn(held, host, plan, rank)
-                    if ticket.refusal is None:
+            @contextmanager
+            def admission(host, plan, turn, rank):
+                """Entered by the NE's running flow before it touches the device; left when it is
+                done with it, its outcome known (the run's own end follows, holding nothing)."""
+                turn.next_may_start()
+                ticket = Admission()
+                try:
+                    with ExitStack() as held:
+                        ticket.refusal = take_turn(held, host, plan, rank)
+                        if ticket.refusal is None:
+                            board.running(host.name)
+                        yield ticket
+                finally:
+                    if ticket.outcome is not None:
+                        settling.known(host.name, ticket.outcome)
+
+            def one(host, rank):
+                plan = plans[host.name]
+                # An NE the window cannot take now gets no run; the window is checked again at its turn.
+                refused = window_refusal(host, plan)
+                if refused:
+                    return _untouched(host, policy.DEFERRED, refused)
+                if ne_deployment:
+                    with ExitStack() as held:
+                        refusal = take_turn(held, host, plan, rank)
+                        if refusal is not None:
+                            return _untouched(host, *refusal)
                         board.running(host.name)
-                    yield ticket
-            finally:
-                if ticket.outcome is not None:
-                    settling.known(host.name, ticket.outcome)
+                        return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host,
+                                              campaign_id, params or {}, on_anomaly, pause_timeout_s)
+                # Its run is made and running before the NE waits for its turn (admission), so the
+                # ~1 s of Prefect bookkeeping that starts a run holds no lock, pool turn or slot.
+                with _StartTurn(starting) as turn, admitted_by(lambda: admission(host, plan, turn, rank)):
+                    return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
+                                             pause_timeout_s=pause_timeout_s)
 
-        def one(host, rank):
-            plan = plans[host.name]
-            # An NE the window cannot take now gets no run; the window is checked again at its turn.
-            refused = window_refusal(host, plan)
-            if refused:
-                return _untouched(host, policy.DEFERRED, refused)
-            if ne_deployment:
-                with ExitStack() as held:
-                    refusal = take_turn(held, host, plan, rank)
-                    if refusal is not None:
-                        return _untouched(host, *refusal)
-                    board.running(host.name)
-                    return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host,
-                                          campaign_id, params or {}, on_anomaly, pause_timeout_s)
-            # Its run is made and running before the NE waits for its turn (admission), so the
-            # ~1 s of Prefect bookkeeping that starts a run holds no lock, pool turn or slot.
-            with _StartTurn(starting) as turn, admitted_by(lambda: admission(host, plan, turn, rank)):
-                return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
-                                         pause_timeout_s=pause_timeout_s)
-
-        stop_reason: str | None = None
-        attempted = failures = 0
-        all_futures: dict[str, Any] = {}
-        workers = max(1, min(cap + lookahead(cap, turns), len(eligible)))
-        # One pool for the whole campaign: the next wave starts once every NE of this one is done
-        # with its device, while the last runs are still ending (recording their final state).
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ne") as pool:
-            for wave in waves:
-                if stop_reason:
-                    for host in wave.hosts:
-                        outcomes[host.name] = _untouched(host, policy.SKIPPED, f"not started: {stop_reason}")
-                        journal.set_ne_status(campaign_id, host.name, policy.SKIPPED, stop_reason)
-                    board.update(outcomes)
-                    continue
-                logger.info("wave %s: %d NE(s), concurrency %d", wave.name, len(wave.hosts), cap)
-                # Each NE's subflow runs in a worker thread with a copy of this flow's context,
-                # so Prefect records it as a child of the campaign run.
-                order = policy.dispatch_order(wave.hosts, {h.name: plans[h.name].total_estimate_s for h in wave.hosts})
-                futures = {h.name: pool.submit(contextvars.copy_context().run, one, h, rank)
-                           for rank, h in enumerate(order)}
-                all_futures.update(futures)
-                for name, outcome in settling.as_settled(futures):
-                    outcomes[name] = outcome if isinstance(outcome, dict) else _engine_error(hosts_by_name[name], outcome)
-                    board.update(outcomes)
-                for host in wave.hosts:  # the wave's (report) order
-                    outcomes[host.name] = outcomes.pop(host.name)
-                attempted += sum(1 for h in wave.hosts
-                                 if outcomes[h.name]["status"] not in (policy.DEFERRED, policy.SKIPPED))
-                failures += sum(1 for h in wave.hosts if outcomes[h.name]["status"] in policy.FAILURE_STATES)
-                # Past the last wave there is nothing left to stop: the failures show in the counts.
-                if wave is not waves[-1]:
-                    stop_reason = primary.breached(failures, attempted)
-                if stop_reason:
-                    logger.error("campaign stopped after wave %s: %s", wave.name, stop_reason)
-        # Every run has ended; what a worker returned is the record (the same outcome, unless its
-        # run's end failed after the NE was done: then the outcome seen at the slot stands).
-        for name, future in all_futures.items():
-            outcome = settling.outcome_of(name, future)
-            outcomes[name] = outcome if isinstance(outcome, dict) else _engine_error(hosts_by_name[name], outcome)
+            stop_reason: str | None = None
+            attempted = failures = 0
+            all_futures: dict[str, Any] = {}
+            workers = max(1, min(cap + lookahead(cap, turns), len(eligible)))
+            # One pool for the whole campaign: the next wave starts once every NE of this one is done
+            # with its device, while the last runs are still ending (recording their final state).
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ne") as pool:
+                for wave in waves:
+                    if stop_reason:
+                        for host in wave.hosts:
+                            outcomes[host.name] = _untouched(host, policy.SKIPPED, f"not started: {stop_reason}")
+                            journal.set_ne_status(campaign_id, host.name, policy.SKIPPED, stop_reason)
+                        board.update(outcomes)
+                        continue
+                    logger.info("wave %s: %d NE(s), concurrency %d", wave.name, len(wave.hosts), cap)
+                    # Each NE's subflow runs in a worker thread with a copy of this flow's context,
+                    # so Prefect records it as a child of the campaign run.
+                    estimates = {h.name: plans[h.name].total_estimate_s for h in wave.hosts}
+                    order = policy.dispatch_order(wave.hosts, estimates)
+                    futures = {h.name: pool.submit(contextvars.copy_context().run, one, h, rank)
+                               for rank, h in enumerate(order)}
+                    all_futures.update(futures)
+                    for name, outcome in settling.as_settled(futures):
+                        outcomes[name] = _as_outcome(hosts_by_name[name], outcome)
+                        board.update(outcomes)
+                    for host in wave.hosts:  # the wave's (report) order
+                        outcomes[host.name] = outcomes.pop(host.name)
+                    attempted += sum(1 for h in wave.hosts
+                                     if outcomes[h.name]["status"] not in (policy.DEFERRED, policy.SKIPPED))
+                    failures += sum(1 for h in wave.hosts if outcomes[h.name]["status"] in policy.FAILURE_STATES)
+                    # Past the last wave there is nothing left to stop: the failures show in the counts.
+                    if wave is not waves[-1]:
+                        stop_reason = primary.breached(failures, attempted)
+                    if stop_reason:
+                        logger.error("campaign stopped after wave %s: %s", wave.name, stop_reason)
+            # Every run has ended; what a worker returned is the record (the same outcome, unless its
+            # run's end failed after the NE was done: then the outcome seen at the slot stands).
+            for name, future in all_futures.items():
+                outcome = settling.outcome_of(name, future)
+                outcomes[name] = _as_outcome(hosts_by_name[name], outcome)
+    finally:
+        board.stop()  # whatever ends the campaign, its publisher thread ends with it
     summary = progress.summarize(campaign_id, model_objs[0], outcomes, started, stop_reason, window_end)
     board.finish(summary)
     return summary
@@ -377,9 +382,12 @@ def _run_on_worker(deployment: str, model_file: str, inventory: str, host, campa
     return _untouched(host, policy.FAILED, f"worker run {run.name} ended {state} without an outcome")
 
 
-def _engine_error(host, err: BaseException) -> dict[str, Any]:
-    """A bug or infrastructure failure in an NE's worker: keep the NE visible, with the error."""
-    return _untouched(host, policy.FAILED, f"engine error: {err}")
+def _as_outcome(host, outcome: dict[str, Any] | BaseException) -> dict[str, Any]:
+    """An NE's outcome, or the exception its worker ended with (a bug or infrastructure
+    failure): the NE stays visible, failed with the error."""
+    if isinstance(outcome, dict):
+        return outcome
+    return _untouched(host, policy.FAILED, f"engine error: {outcome}")
 
 
 def _untouched(host, status: str, reason: str) -> dict[str, Any]:

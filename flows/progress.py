@@ -6,7 +6,9 @@ so an operator finds the latest table from the run page or the Artifacts list.
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
 import re
 import threading
 import time
@@ -18,6 +20,8 @@ from prefect.artifacts import create_markdown_artifact, create_progress_artifact
 
 from changeline.flows import policy, stores
 
+log = logging.getLogger("changeline.progress")
+
 
 def artifact_key(campaign_id: str, what: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and '-' only."""
@@ -26,49 +30,68 @@ def artifact_key(campaign_id: str, what: str) -> str:
 
 
 class Board:
+    """The campaign's progress bar and NE table, re-published by a thread of their own at most
+    every PUBLISH_EVERY_S: each version is an API write or two, which must never hold up the
+    campaign (its next wave waits on nothing but its NEs)."""
+
+    PUBLISH_EVERY_S = 2.0
+
     def __init__(self, campaign_id: str, names: list[str], outcomes: dict[str, dict[str, Any]]) -> None:
         self.campaign_id = campaign_id
         self.names = names
-        self.outcomes = outcomes
+        self.outcomes = dict(outcomes)
         self.running_since: dict[str, float] = {}
         self._lock = threading.Lock()
         self._progress_id = None
-        self._last_table = 0.0
-        self._last_progress = 0.0
+        self._dirty = threading.Event()
+        self._stop = threading.Event()
+        self._publisher: threading.Thread | None = None
 
     def _done_pct(self) -> float:
         final = sum(1 for n in self.names if self.outcomes.get(n, {}).get("status") in policy.FINAL_STATES)
         return 100.0 * final / max(len(self.names), 1)
 
     def publish(self) -> None:
+        """The first version, then the publisher (in this flow run's context, so the artifacts
+        belong to the run)."""
         self._progress_id = create_progress_artifact(
             progress=self._done_pct(), key=artifact_key(self.campaign_id, "progress"),
             description=f"Campaign {self.campaign_id}: share of NEs finished")
-        self._table(force=True)
+        self._table()
+        context = contextvars.copy_context()
+        self._publisher = threading.Thread(target=context.run, args=(self._publish_loop,),
+                                           name="changeline-board", daemon=True)
+        self._publisher.start()
 
     def running(self, ne: str) -> None:
-        with self._lock:
-            self.running_since[ne] = time.time()
+        self.running_since[ne] = time.time()  # one dict assignment: atomic, no lock to wait on
 
     def update(self, outcomes: dict[str, dict[str, Any]]) -> None:
         with self._lock:
-            self.outcomes = outcomes
-            # At most every 2 s, like the table: each update is a database write on the server.
-            if self._progress_id is not None and time.time() - self._last_progress >= 2.0:
-                self._last_progress = time.time()
-                update_progress_artifact(self._progress_id, progress=self._done_pct())
-            self._table()
+            self.outcomes = dict(outcomes)
+        self._dirty.set()
 
-    def _table(self, force: bool = False) -> None:
-        # The table is re-published as NEs finish, but not more than every 2 s: each
-        # version is one API write and the UI only shows the latest.
-        if not force and time.time() - self._last_table < 2.0:
-            return
-        self._last_table = time.time()
+    def _publish_loop(self) -> None:
+        while not self._stop.is_set():
+            self._dirty.wait(self.PUBLISH_EVERY_S)
+            if self._stop.is_set() or not self._dirty.is_set():
+                continue
+            self._dirty.clear()
+            try:
+                if self._progress_id is not None:
+                    update_progress_artifact(self._progress_id, progress=self._done_pct())
+                self._table()
+            except Exception as err:  # the UI lags a version; the campaign goes on
+                log.warning("campaign %s: progress not published (%s)", self.campaign_id, err)
+            self._stop.wait(self.PUBLISH_EVERY_S)
+
+    def _table(self) -> None:
+        with self._lock:
+            outcomes = dict(self.outcomes)
         live = stores.journal().ne_statuses(self.campaign_id)
         rows = []
         for name in self.names:
-            out = self.outcomes.get(name)
+            out = outcomes.get(name)
             if out:
                 state, reason = out["status"], out.get("reason", "")
             elif name in live:
@@ -80,14 +103,21 @@ class Board:
         create_table_artifact(table=rows, key=artifact_key(self.campaign_id, "nes"),
                               description=f"Campaign {self.campaign_id}: every NE's state and reason")
 
+    def stop(self) -> None:
+        """Stop the publisher (idempotent); finish() publishes the last versions."""
+        self._stop.set()
+        if self._publisher is not None:
+            self._publisher.join(30)
+            self._publisher = None
+
     def finish(self, summary: dict[str, Any]) -> None:
-        with self._lock:
-            if self._progress_id is not None:
-                update_progress_artifact(self._progress_id, progress=100.0)
-            self._table(force=True)
-            markdown = summary_markdown(summary) + "\n\n" + rollback_hint(self.campaign_id)
-            create_markdown_artifact(markdown=markdown, key=artifact_key(self.campaign_id, "summary"),
-                                     description=f"Campaign {self.campaign_id}: summary")
+        self.stop()
+        if self._progress_id is not None:
+            update_progress_artifact(self._progress_id, progress=100.0)
+        self._table()
+        markdown = summary_markdown(summary) + "\n\n" + rollback_hint(self.campaign_id)
+        create_markdown_artifact(markdown=markdown, key=artifact_key(self.campaign_id, "summary"),
+                                 description=f"Campaign {self.campaign_id}: summary")
 
 
 def summarize(campaign_id: str, model_obj, outcomes: dict[str, dict[str, Any]], started: datetime,
