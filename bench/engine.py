@@ -255,7 +255,7 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
         stamps.mark(ne, "work_end", result.get("finished_at"))
         return result
 
-    class StampedTurn(campaign_module._StartTurn):
+    class StampedTurn(campaign_module.StartTurn):
         def __enter__(self):
             stamps.mark(stamps.current, "turn_wait_start")
             entered = super().__enter__()
@@ -287,7 +287,7 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
     campaign_module.WorkSlots = StampedSlots
     campaign_module.admitted_by = stamped_admitted_by
     campaign_module.ne_change_subflow = timed_subflow
-    campaign_module._StartTurn = StampedTurn
+    campaign_module.StartTurn = StampedTurn
     locks_module.NeLocks.hold = timed_hold
     campaign_module.contextvars = PickStampingContext
     compile_module.plan_waves = recorded_waves

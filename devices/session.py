@@ -187,9 +187,8 @@ def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
         # refusal is an authentication failure; a connection dropped mid-login (an NE going
         # down for its restart) is transient, and retrying it is safe.
         cause = str(err)
-        if "transport shut down or saw EOF" in cause:  # paramiko >= 3.5 says so
-            return SessionDropped(f"NETCONF connection dropped during login: {cause}", host=endpoint.name)
-        if cause.startswith(_LOGIN_REFUSED) or cause == "No authentication methods available":
+        cut_off = "transport shut down or saw EOF" in cause  # how paramiko >= 3.5 words a dropped login
+        if not cut_off and (cause.startswith(_LOGIN_REFUSED) or cause == "No authentication methods available"):
             return AuthenticationError("NETCONF authentication failed", host=endpoint.name)
         return SessionDropped(f"NETCONF connection dropped during login: {cause}", host=endpoint.name)
     if isinstance(err, nc_errors.SSHUnknownHostError):

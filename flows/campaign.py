@@ -10,7 +10,6 @@ pool (flows.locks; strict, so a missing limit is an error rather than a silent n
 from __future__ import annotations
 
 import contextvars
-import heapq
 import json
 import os
 import threading
@@ -27,6 +26,7 @@ from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
 from changeline.flows.locks import NeLocks, lock_names, ne_lock_name, pool_lock_name  # noqa: F401 (re-exported)
 from changeline.flows.ne_flow import Admission, NEOutcome, admitted_by, ne_change_subflow, time_scale
+from changeline.flows.turns import Settling, StartTurn, WorkSlots, lookahead
 
 
 # A wave's NEs would otherwise all start at once: a Prefect server on SQLite answers such a
@@ -44,112 +44,6 @@ def starts_at_once() -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ChangelineError(f"CHANGELINE_STARTS_AT_ONCE must be a whole number >= 1, not {raw!r}")
     return int(raw)
-
-
-class _StartTurn:
-    """One of starts_at_once() turns to create and start an NE's run, given back as soon as the
-    run is running (before the NE waits for its locks and a slot), or on any other way out."""
-
-    def __init__(self, turns: threading.Semaphore) -> None:
-        self._turns, self._held = turns, False
-
-    def __enter__(self) -> "_StartTurn":
-        self._turns.acquire()
-        self._held = True
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.next_may_start()
-
-    def next_may_start(self) -> None:
-        if self._held:
-            self._held = False
-            self._turns.release()
-
-
-def lookahead(cap: int, turns: int) -> int:
-    """How many NEs beyond the concurrency cap may be getting ready (locks taken, flow run
-    created and running, no device touched) so the next starts work the moment a slot frees:
-    enough to keep every start turn busy twice over, never more than the cap itself."""
-    return max(1, min(cap, 2 * turns))
-
-
-class WorkSlots:
-    """The campaign's concurrency cap, counted on NEs at work on their device.
-
-    An NE takes a slot once its run is running and gives it back when it is done with the
-    device, so neither the start of its run (~1 s of API calls) nor its end sits inside the
-    cap. A freed slot goes to the waiting NE first in the wave's dispatch order (longest work
-    first), not to whichever run happened to get ready first.
-    """
-
-    def __init__(self, cap: int) -> None:
-        self.cap = cap
-        self._free = cap
-        self._waiting: list[int] = []  # dispatch ranks, a heap
-        self._cond = threading.Condition()
-
-    @contextmanager
-    def slot(self, rank: int, on_wait=None):
-        with self._cond:
-            if self._free == 0 or self._waiting:
-                if on_wait is not None:
-                    on_wait()
-                heapq.heappush(self._waiting, rank)
-                while self._free == 0 or self._waiting[0] != rank:
-                    self._cond.wait()
-                heapq.heappop(self._waiting)
-            self._free -= 1
-            self._cond.notify_all()  # the next in rank may now find a free slot
-        try:
-            yield
-        finally:
-            with self._cond:
-                self._free += 1
-                self._cond.notify_all()
-
-
-class _Settling:
-    """NE outcomes as they become known: when the NE is done with its device (its admission
-    ends), or when its worker ends, whichever comes first."""
-
-    def __init__(self) -> None:
-        self._known: dict[str, dict[str, Any]] = {}
-        self._cond = threading.Condition()
-
-    def known(self, name: str, outcome: dict[str, Any]) -> None:
-        with self._cond:
-            self._known[name] = outcome
-            self._cond.notify_all()
-
-    def _poke(self, _future=None) -> None:
-        with self._cond:
-            self._cond.notify_all()
-
-    def outcome_of(self, name: str, future) -> dict[str, Any] | BaseException:
-        if future.done():
-            err = future.exception()
-            if err is None:
-                return future.result()
-            return self._known.get(name, err)
-        return self._known[name]
-
-    def as_settled(self, futures: dict[str, Any]):
-        """(name, outcome or the worker's exception) for each NE, as each settles."""
-        for future in futures.values():
-            future.add_done_callback(self._poke)
-        remaining = set(futures)
-
-        def settled() -> list[str]:
-            return [n for n in remaining if n in self._known or futures[n].done()]
-
-        while remaining:
-            with self._cond:
-                self._cond.wait_for(lambda: settled())
-                ready = settled()
-            for name in ready:
-                remaining.discard(name)
-                yield name, self.outcome_of(name, futures[name])
 
 
 def pick_model(models: list, host, *, resuming: bool):
@@ -244,7 +138,7 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             pool_turns = {h.pool: threading.Lock() for h in eligible if h.pool}
             starting = threading.Semaphore(turns)
             slots = WorkSlots(cap)
-            settling = _Settling()
+            settling = Settling()
 
             def window_refusal(host, plan) -> str | None:
                 fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
@@ -315,7 +209,7 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
                                               campaign_id, params or {}, on_anomaly, pause_timeout_s)
                 # Its run is made and running before the NE waits for its turn (admission), so the
                 # ~1 s of Prefect bookkeeping that starts a run holds no lock, pool turn or slot.
-                with _StartTurn(starting) as turn, admitted_by(lambda: admission(host, plan, turn, rank)):
+                with StartTurn(starting) as turn, admitted_by(lambda: admission(host, plan, turn, rank)):
                     return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
                                              pause_timeout_s=pause_timeout_s)
 
