@@ -7,6 +7,8 @@ reason that reaches the operator unchanged.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 
 
@@ -17,6 +19,61 @@ class ChangelineError(Exception):
         super().__init__(message)
         self.reason = message
         self.evidence = evidence or {}
+
+
+# --- values in messages --------------------------------------------------------------
+#
+# Messages end up in terminals, CI logs and reports. A value written in the wrong place may be
+# a password or a token (`timeout: Bearer eyJ...`), so a message shows a string only when it is
+# short, plain and does not look like a credential; otherwise it says what kind of value it was.
+
+_CREDENTIAL = re.compile(
+    r"(?i)(bearer\s|basic\s|token|passw|secret|api[_-]?key|private|-----BEGIN|"
+    r"^(ghp|gho|ghs|github_pat|glpat|xox[abprs]|sk|pk|rk|AKIA|ASIA|AIza|ya29|hf)[_.-]|^eyJ)")
+_PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+-]{0,39}$")
+
+
+def looks_like_secret(text: str) -> bool:
+    """A credential by its shape: a known prefix or keyword, or a long random-looking word."""
+    if _CREDENTIAL.search(text):
+        return True
+    word = text.strip()
+    if len(word) >= 20 and " " not in word:
+        classes = sum(bool(re.search(p, word)) for p in (r"[a-z]", r"[A-Z]", r"\d", r"[^A-Za-z0-9]"))
+        return classes >= 3
+    return False
+
+
+def shown(value: object) -> str:
+    """A value as a message may show it: never a string that could be a secret."""
+    if value is None:
+        return "nothing (an empty value)"
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (a boolean)"
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} (not a finite number)"
+    if isinstance(value, (int, float)):
+        return f"{value!r} (a number)"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, str):
+        if looks_like_secret(value):
+            return ("a string that looks like a credential (not shown; never write credentials in "
+                    "this file - if it is one, rotate it)")
+        return repr(value) if _PLAIN.match(value) else f"a string of {len(value)} characters (not shown)"
+    return f"a {type(value).__name__}"
+
+
+_SECRET_WORD = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}|"
+                          r"\b(ghp|gho|ghs|github_pat|glpat|xox[abprs]|AKIA|ASIA|AIza|ya29)[_.-]?[A-Za-z0-9_-]{8,}|"
+                          r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9._-]+|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END[^-]*-----|$)")
+
+
+def redact(text: str) -> str:
+    """Last line of defence before a message is printed: mask credential-shaped words."""
+    return _SECRET_WORD.sub("<redacted>", text)
 
 
 # --- input problems: found before anything touches a network element -------------
@@ -32,8 +89,9 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}:{self.column}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        where = f"{self.file}:{self.line}:{self.column}" if self.line else self.file
+        text = f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return redact(text)
 
 
 class InputError(ChangelineError):
