@@ -54,9 +54,9 @@ class Parameter:
             return f"must be one of: {', '.join(map(str, self.enum))}; got {shown(value)}"
         if self.type in ("integer", "number"):
             if self.minimum is not None and value < self.minimum:
-                return f"must be >= {self.minimum:g}, got {shown(value)}"
+                return f"must be >= {self.minimum:g}, got {value!r}"
             if self.maximum is not None and value > self.maximum:
-                return f"must be <= {self.maximum:g}, got {shown(value)}"
+                return f"must be <= {self.maximum:g}, got {value!r}"
         return None
 
     def coerce(self, text: str) -> Any:
