@@ -1,7 +1,9 @@
 """The `changeline` command: one entry point, sub-commands per area.
 
-Every expected failure (bad input, device refused, check failed) is a `ChangelineError`
-and ends as a readable message with exit code 1; a traceback means a bug.
+Every expected failure is a `ChangelineError` and ends as a readable message with the
+error's exit code (changeline/errors.py: 2 bad input, 3 could not be carried out); a command
+that ran its work exits 0 only if every targeted NE reached its target, 1 otherwise.
+A traceback means a bug (exit 70).
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ import sys
 
 import typer
 
-from changeline.errors import ChangelineError, InputError
+import traceback
+
+from changeline.errors import (EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, ChangelineError,
+                               InputError, redact)
 
 app = typer.Typer(
     name="changeline",
@@ -46,34 +51,35 @@ def _mount_subcommands() -> None:
 def report_error(err: ChangelineError) -> None:
     if isinstance(err, InputError):
         for problem in err.problems:
-            # Problems found outside any file (a bad option value) carry no position.
-            text = str(problem) if problem.line else f"{problem.file}: {problem.field + ': ' if problem.field else ''}{problem.message}"
-            typer.echo(text, err=True)
+            typer.echo(str(problem), err=True)
         typer.echo(f"{len(err.problems)} problem(s) found", err=True)
     else:
-        typer.echo(f"error: {err.reason}", err=True)
+        typer.echo(f"error: {redact(err.reason)}", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     _mount_subcommands()
+    # typer bundles its own click: take click's exception classes from typer itself.
+    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the code of a `typer.Exit` instead of exiting.
+        code = app(args=argv, standalone_mode=False)
     except ChangelineError as err:
         report_error(err)
-        return 1
-    except typer.Exit as ex:  # raised by commands that decide their own exit code
+        return err.exit_code
+    except typer.Exit as ex:
         return ex.exit_code
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
-        return 130
-    except Exception as ex:  # usage errors (bad option values) arrive here in non-standalone mode
-        # typer bundles its own click: take the ClickException class from typer itself.
-        click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-        if isinstance(ex, click_exception):
-            ex.show()
-            return ex.exit_code
-        raise
-    return 0
+        return EXIT_INTERRUPTED
+    except click_exception as ex:  # usage errors: unknown option, a value of the wrong type
+        ex.show()
+        return ex.exit_code if ex.exit_code else EXIT_BAD_INPUT
+    except Exception:  # noqa: BLE001 - a bug: show it whole, with an exit code no expected outcome uses
+        typer.echo(redact(traceback.format_exc()), err=True)
+        typer.echo("internal error: this is a bug in changeline; please report the traceback above", err=True)
+        return EXIT_INTERNAL
+    return code if isinstance(code, int) else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -12,8 +12,20 @@ import re
 from dataclasses import dataclass, field
 
 
+# --- exit codes: what a scheduler or pipeline calling `changeline` can rely on -------------
+
+EXIT_OK = 0              # done: every targeted NE reached its target (or the command did its job)
+EXIT_NOT_AT_TARGET = 1   # the work ran, and some NE did not reach its target (failed, rolled back, deferred)
+EXIT_BAD_INPUT = 2       # bad arguments or input files; nothing was started
+EXIT_FAILED = 3          # a valid request could not be carried out (server, simulator, device, library)
+EXIT_INTERNAL = 70       # a bug: the traceback is printed (EX_SOFTWARE)
+EXIT_INTERRUPTED = 130   # Ctrl-C
+
+
 class ChangelineError(Exception):
     """Root of every error changeline raises on purpose."""
+
+    exit_code = EXIT_FAILED
 
     def __init__(self, message: str, *, evidence: dict | None = None) -> None:
         super().__init__(message)
@@ -66,6 +78,14 @@ def shown(value: object) -> str:
     return f"a {type(value).__name__}"
 
 
+def quoted(value: str) -> str:
+    """A name the operator typed (campaign id, selector, option value), quoted so a stray
+    character is visible; still never one that looks like a credential."""
+    if looks_like_secret(value):
+        return shown(value)
+    return repr(value) if len(value) <= 80 else repr(value[:77] + "...")
+
+
 _SECRET_WORD = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}|"
                           r"\b(ghp|gho|ghs|github_pat|glpat|xox[abprs]|AKIA|ASIA|AIza|ya29)[_.-]?[A-Za-z0-9_-]{8,}|"
                           r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9._-]+|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END[^-]*-----|$)")
@@ -96,6 +116,8 @@ class Problem:
 
 class InputError(ChangelineError):
     """A malformed model, inventory, topology or argument; carries every problem at once."""
+
+    exit_code = EXIT_BAD_INPUT
 
     def __init__(self, problems: list[Problem] | Problem | str) -> None:
         if isinstance(problems, Problem):

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from changeline.arguments import path_name_problem
 from changeline.errors import InputError, Problem, shown
 from changeline.yamlsource import SourceMap, load_yaml_file
 
@@ -218,20 +219,13 @@ def load_inventory(path: str | Path) -> Inventory:
 # --- field types: one small check per connection setting -------------------------------
 # A check returns why a value is wrong (never repeating a string that could be a secret), or None.
 
-_PATH_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_PLATFORM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
                        r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _BLOCK_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,127}$")
 MAX_TIMEOUT_S = 3600.0
-
-
-def path_name_problem(name: str) -> str | None:
-    """Why `name` cannot be one path component under CHANGELINE_HOME, or None."""
-    if _PATH_NAME.match(name) and name not in (".", ".."):
-        return None
-    return "must be letters, digits, '.', '_' or '-' (at most 128, not starting with '.' or '-')"
 
 
 def _number_problem(value: Any, *, what: str) -> str | None:
@@ -307,7 +301,7 @@ _FIELD_CHECKS = {
     "password_env": _pattern_problem(_ENV_NAME, "the name of an environment variable (letters, digits, '_')"),
     "password_secret": _pattern_problem(_BLOCK_NAME, "a Prefect Secret block name (lower-case letters, digits, '-')"),
     "key_file": _string_problem,
-    "platform": _pattern_problem(_PATH_NAME, "a platform name"),
+    "platform": _pattern_problem(_PLATFORM, "a platform name (letters, digits, '.', '_', '-')"),
     "known_hosts": _string_problem,
     "timeout": _timeout_problem,
 }

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from changeline.errors import ChangelineError, InputError, Problem
+from changeline.errors import EXIT_BAD_INPUT, ChangelineError, InputError, Problem
 from changeline.models.model import Model
 from changeline.models.validate import load_model
 
@@ -35,6 +35,8 @@ INDEX_NAME = "published.json"
 
 class LibraryError(ChangelineError):
     """A model is not in the library (not published, ambiguous, edited or superseded)."""
+
+    exit_code = EXIT_BAD_INPUT  # the name asked for is the input at fault
 
 
 def semver_key(version: str) -> tuple:
