@@ -49,9 +49,9 @@ class Arguments:
             return
         p = Path(path)
         if not p.exists():
-            self.problem(option, f"{path}: file not found")
+            self.problems.append(Problem(str(path), 0, 0, option, "file not found"))
         elif not p.is_file():
-            self.problem(option, f"{path}: not a regular file")
+            self.problems.append(Problem(str(path), 0, 0, option, "not a regular file"))
 
     def directory(self, option: str, path: str | Path | None, *, may_create: bool = False) -> None:
         """An existing directory, or (may_create) one whose nearest existing parent is a directory."""

@@ -59,11 +59,17 @@ def report_error(err: ChangelineError) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     _mount_subcommands()
+    return run_app(app, argv)
+
+
+def run_app(command, argv: list[str] | None, **kwargs) -> int:
+    """Run a typer app and turn its outcome into the documented exit code (also for the
+    `python -m changeline.models` and `python -m changeline.devices.sim` entry points)."""
     # typer bundles its own click: take click's exception classes from typer itself.
     click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
         # Without standalone mode click returns the code of a `typer.Exit` instead of exiting.
-        code = app(args=argv, standalone_mode=False)
+        code = command(args=argv, standalone_mode=False, **kwargs)
     except ChangelineError as err:
         report_error(err)
         return err.exit_code
