@@ -26,9 +26,16 @@ app = typer.Typer(
 )
 
 
+_mounted = False
+
+
 def _mount_subcommands() -> None:
     # Imported lazily so `changeline --help` stays fast and one broken area
-    # cannot take the whole command down at import time.
+    # cannot take the whole command down at import time. Once per process: tests call main() often.
+    global _mounted
+    if _mounted:
+        return
+    _mounted = True
     from changeline.demo import demo
     from changeline.devices.sim.cli import app as sim_app
     from changeline.flows import cli as flows_cli

@@ -47,7 +47,7 @@ _PLAIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._:/@+-]{0,39}$")
 
 def looks_like_secret(text: str) -> bool:
     """A credential by its shape: a known prefix or keyword, or a long random-looking word."""
-    if _CREDENTIAL.search(text):
+    if _CREDENTIAL.search(text) or credential_kind(text):
         return True
     word = text.strip()
     if len(word) >= 20 and " " not in word:
@@ -94,6 +94,41 @@ _SECRET_WORD = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}|"
 def redact(text: str) -> str:
     """Last line of defence before a message is printed: mask credential-shaped words."""
     return _SECRET_WORD.sub("<redacted>", text)
+
+
+_SECRET_PATTERNS = (
+    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"), "a private key"),
+    (re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:[^/\s@{}]+@"), "a URL with a password"),
+    (re.compile(r"(?i)<\s*(?:\w+:)?(?:password|passwd|secret|private-key|api-key|token|community)\s*>\s*[^<\s]"),
+     "an XML credential element"),
+    (re.compile(r"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*=\s*['\"]?[^\s'\"{]{4,}"),
+     "an assigned password"),
+    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key"),
+    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), "a GitHub token"),
+    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
+    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."), "a JSON Web Token"),
+    (re.compile(r"(?i)\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}"), "an HTTP authorization header"),
+)
+
+
+def credential_kind(text: str) -> str | None:
+    """What kind of secret `text` looks like, or None."""
+    for pattern, what in _SECRET_PATTERNS:
+        if pattern.search(text):
+            return what
+    for token in re.findall(r"[A-Za-z0-9+/=_-]{32,}", text):
+        if re.fullmatch(r"[0-9a-fA-F]+", token):
+            continue  # checksums
+        if not (re.search(r"[a-z]", token) and re.search(r"[A-Z]", token) and re.search(r"\d", token)):
+            continue
+        if _entropy(token) >= 4.2:
+            return "a high-entropy token"
+    return None
+
+
+def _entropy(text: str) -> float:
+    counts = {c: text.count(c) for c in set(text)}
+    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
 # --- input problems: found before anything touches a network element -------------

@@ -173,7 +173,7 @@ class _Builder:
         # SafeConstructor turns `!!int abc`, `!!bool maybe` or a bad `!!timestamp` into
         # ValueError/KeyError/TypeError instead of a YAML error: all of them are the file's fault.
         try:
-            return self.constructor.construct_object(node, deep=True)
+            value = self.constructor.construct_object(node, deep=True)
         except ConstructorError as err:
             line, col = _mark(err.problem_mark or node.start_mark)
             self.problems.append(Problem(self.source.file, line, col, dotted(path), f"YAML: {err.problem}"))
@@ -181,7 +181,8 @@ class _Builder:
             line, col = _mark(node.start_mark)
             self.problems.append(Problem(self.source.file, line, col, dotted(path),
                                          f"not a valid {node.tag.rsplit(':', 1)[-1]} value"))
-        return None
+            return None
+        return value
 
 
 def load_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from changeline.arguments import path_name_problem
-from changeline.errors import InputError, Problem, shown
+from changeline.errors import InputError, Problem, credential_kind, shown
 from changeline.yamlsource import SourceMap, load_yaml_file
 
 CONNECTION_KEYS = {
@@ -137,6 +137,7 @@ def load_inventory(path: str | Path) -> Inventory:
     for key in raw:
         if key not in ("defaults", "groups", "hosts", "known_hosts"):
             problems.append(source.problem((key,), "unknown top-level key (expected defaults, groups, hosts, known_hosts)"))
+    problems += _credential_values(raw, (), source)
     defaults = _section(raw, "defaults", source, problems)
     groups = _section(raw, "groups", source, problems)
     hosts_raw = _section(raw, "hosts", source, problems)
@@ -325,6 +326,18 @@ def _origin(layers: list[tuple[tuple, dict]], key: str, data_key: str | None = N
         if data_key is not None and isinstance(layer.get("data"), dict) and data_key in layer["data"]:
             return where + ("data", data_key)
     return layers[0][0]
+
+
+def _credential_values(value: Any, path: tuple, source: SourceMap) -> list[Problem]:
+    """Wherever it sits, a value shaped like a credential has leaked into the file."""
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in _credential_values(v, path + (str(k),), source)]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in _credential_values(v, path + (i,), source)]
+    if isinstance(value, str) and credential_kind(value):
+        return [source.problem(path, f"looks like a credential ({credential_kind(value)}; not shown): remove it, "
+                               "rotate it, and name it with password_env or password_secret instead")]
+    return []
 
 
 def _section(raw: dict, key: str, source: SourceMap, problems: list[Problem]) -> dict:
