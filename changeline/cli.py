@@ -55,11 +55,17 @@ def _mount_subcommands() -> None:
     app.command("demo")(demo)
 
 
+MAX_SHOWN_PROBLEMS = 200
+
+
 def report_error(err: ChangelineError) -> None:
     if isinstance(err, InputError):
-        for problem in err.problems:
+        # Thousands of lines help nobody (a bad default repeated per host): the first ones do.
+        for problem in err.problems[:MAX_SHOWN_PROBLEMS]:
             typer.echo(str(problem), err=True)
-        typer.echo(f"{len(err.problems)} problem(s) found", err=True)
+        hidden = len(err.problems) - MAX_SHOWN_PROBLEMS
+        more = f" (the first {MAX_SHOWN_PROBLEMS} shown, {hidden:,} more)" if hidden > 0 else ""
+        typer.echo(f"{len(err.problems)} problem(s) found{more}", err=True)
     else:
         typer.echo(f"error: {redact(err.reason)}", err=True)
 

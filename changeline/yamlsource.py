@@ -6,10 +6,10 @@ map from field path to source position while it builds plain Python data.
 
 Input files are written by hand, copied around and sometimes hostile, so loading is
 bounded before any of it is trusted: regular files only (a FIFO or /dev/zero would
-hang or exhaust memory), at most `MAX_BYTES`, nesting at most `MAX_DEPTH` deep, at
-most `MAX_ALIASES` aliases, adding at most `MAX_EXPANSION` nodes once expanded (an alias
-bomb is a few hundred bytes that expand to billions of nodes). Every refusal names the
-file and, where there is one, the line.
+hang or exhaust memory), at most `MAX_BYTES`, nesting at most `MAX_DEPTH` deep (libyaml
+itself stops at 1,000 before its composer could exhaust the stack), and aliases adding
+at most `MAX_EXPANSION` nodes once expanded (an alias bomb is a few hundred bytes that
+expand to billions of nodes). Every refusal names the file and, where there is one, the line.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ from typing import Any
 
 import yaml
 from yaml.constructor import ConstructorError, SafeConstructor
-from yaml.events import (AliasEvent, MappingEndEvent, MappingStartEvent, SequenceEndEvent,
-                         ScalarEvent, SequenceStartEvent)
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from changeline.errors import InputError, Problem
@@ -32,7 +30,6 @@ FieldPath = tuple[str | int, ...]
 
 MAX_BYTES = 2 * 1024 * 1024   # the library's largest model is ~10 KiB, a 10,000-host inventory ~1.5 MiB
 MAX_DEPTH = 64                # no input of ours nests deeper than ~8
-MAX_ALIASES = 1_000           # anchors are for defaults blocks, not for generating data
 MAX_EXPANSION = 100_000       # nodes aliases may add beyond those written out
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -83,30 +80,22 @@ class _LimitExceeded(Exception):
         self.message = message
 
 
-def _check_shape(text: str) -> int:
-    """Depth and alias counts from libyaml's event stream, before anything is composed
-    (composing recurses per nesting level; expanding aliases is where bombs go off).
-    Returns the number of nodes written out."""
-    loader = yaml.CSafeLoader(text)
-    depth = aliases = nodes = 0
-    try:
-        while loader.check_event():
-            event = loader.get_event()
-            if isinstance(event, (MappingStartEvent, SequenceStartEvent, ScalarEvent)):
-                nodes += 1
-            if isinstance(event, (MappingStartEvent, SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise _LimitExceeded(event.start_mark, f"nested more than {MAX_DEPTH} levels deep")
-            elif isinstance(event, (MappingEndEvent, SequenceEndEvent)):
-                depth -= 1
-            elif isinstance(event, AliasEvent):
-                aliases += 1
-                if aliases > MAX_ALIASES:
-                    raise _LimitExceeded(event.start_mark, f"more than {MAX_ALIASES} aliases")
-    finally:
-        loader.dispose()
-    return nodes
+class _Loader(yaml.CSafeLoader):
+    """libyaml's parser and composer with the safe resolver, its answers memoised: inventories
+    repeat the same few scalars (`AMF`, `830`, `true`) thousands of times."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._resolved: dict = {}
+
+    def resolve(self, kind, value, implicit):
+        if kind is not ScalarNode:
+            return super().resolve(kind, value, implicit)
+        key = (value, implicit)
+        tag = self._resolved.get(key)
+        if tag is None:
+            tag = self._resolved[key] = super().resolve(kind, value, implicit)
+        return tag
 
 
 def _mark(mark) -> tuple[int, int]:
@@ -116,19 +105,22 @@ def _mark(mark) -> tuple[int, int]:
 class _Builder:
     """Plain data from composed nodes, positions recorded, aliases expanded within budget."""
 
-    def __init__(self, source: SourceMap, budget: int) -> None:
+    def __init__(self, source: SourceMap) -> None:
         self.source = source
         self.constructor = SafeConstructor()
-        self.nodes = 0
-        self.budget = budget
+        self.seen: set[int] = set()   # nodes built once; an alias builds its node again
+        self.expanded = 0
         self.problems: list[Problem] = []
 
     def build(self, node: Node, path: FieldPath, depth: int = 0) -> Any:
-        self.nodes += 1
-        if self.nodes > self.budget:
-            raise _LimitExceeded(node.start_mark, f"aliases expand to more than {MAX_EXPANSION:,} extra values")
+        if id(node) in self.seen:
+            self.expanded += 1
+            if self.expanded > MAX_EXPANSION:
+                raise _LimitExceeded(node.start_mark, f"aliases expand to more than {MAX_EXPANSION:,} extra values")
+        else:
+            self.seen.add(id(node))
         if depth > MAX_DEPTH:  # a recursive alias (`&a [*a]`) composes to a cycle
-            raise _LimitExceeded(node.start_mark, f"nested more than {MAX_DEPTH} levels deep (recursive alias?)")
+            raise _LimitExceeded(node.start_mark, f"nested more than {MAX_DEPTH} levels deep")
         where = _mark(node.start_mark)
         self.source.positions.setdefault(path, where)
         self.source.values.setdefault(path, where)
@@ -170,10 +162,12 @@ class _Builder:
         return out
 
     def _scalar(self, node: ScalarNode, path: FieldPath) -> Any:
+        if node.tag == _STR_TAG:  # most values: no constructor needed
+            return node.value
         # SafeConstructor turns `!!int abc`, `!!bool maybe` or a bad `!!timestamp` into
         # ValueError/KeyError/TypeError instead of a YAML error: all of them are the file's fault.
         try:
-            value = self.constructor.construct_object(node, deep=True)
+            return self.constructor.construct_object(node, deep=True)
         except ConstructorError as err:
             line, col = _mark(err.problem_mark or node.start_mark)
             self.problems.append(Problem(self.source.file, line, col, dotted(path), f"YAML: {err.problem}"))
@@ -181,8 +175,7 @@ class _Builder:
             line, col = _mark(node.start_mark)
             self.problems.append(Problem(self.source.file, line, col, dotted(path),
                                          f"not a valid {node.tag.rsplit(':', 1)[-1]} value"))
-            return None
-        return value
+        return None
 
 
 def load_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
@@ -190,13 +183,12 @@ def load_yaml_text(text: str, file: str) -> tuple[Any, SourceMap]:
     source = SourceMap(file)
     if len(text) > MAX_BYTES:
         raise InputError(Problem(file, 1, 1, "", f"larger than {MAX_BYTES // (1024 * 1024)} MiB"))
-    loader = yaml.CSafeLoader(text)
+    loader = _Loader(text)
     try:
-        written = _check_shape(text)
         node = loader.get_single_node()
         if node is None:
             return None, source
-        builder = _Builder(source, written + MAX_EXPANSION)
+        builder = _Builder(source)
         data = builder.build(node, ())
     except _LimitExceeded as err:
         raise InputError(Problem(file, *_mark(err.mark), "", f"refused: {err.message}")) from None

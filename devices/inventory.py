@@ -213,7 +213,7 @@ def load_inventory(path: str | Path) -> Inventory:
             known_hosts=known_hosts, timeout=float(fields["timeout"]), groups=tuple(host_groups), data=data,
         )
     if problems:  # a bad default is found once per host: report it once
-        raise InputError(list({str(p): p for p in problems}.values()))
+        raise InputError(list(dict.fromkeys(problems)))
     return Inventory(hosts=hosts, file=str(path))
 
 
@@ -334,7 +334,7 @@ def _credential_values(value: Any, path: tuple, source: SourceMap) -> list[Probl
         return [p for k, v in value.items() for p in _credential_values(v, path + (str(k),), source)]
     if isinstance(value, list):
         return [p for i, v in enumerate(value) for p in _credential_values(v, path + (i,), source)]
-    if isinstance(value, str) and credential_kind(value):
+    if isinstance(value, str) and len(value) >= 8 and credential_kind(value):  # no credential is shorter
         return [source.problem(path, f"looks like a credential ({credential_kind(value)}; not shown): remove it, "
                                "rotate it, and name it with password_env or password_secret instead")]
     return []
