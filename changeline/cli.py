@@ -8,6 +8,7 @@ A traceback means a bug (exit 70).
 
 from __future__ import annotations
 
+import io
 import sys
 
 import typer
@@ -92,7 +93,9 @@ def run_app(command, argv: list[str] | None, **kwargs) -> int:
         typer.echo("aborted", err=True)
         return EXIT_INTERRUPTED
     except click_exception as ex:  # usage errors: unknown option, a value of the wrong type
-        ex.show()
+        shown = io.StringIO()  # click repeats the bad value: mask any credential in it
+        ex.show(file=shown)
+        typer.echo(redact(shown.getvalue()), err=True, nl=False)
         return ex.exit_code if ex.exit_code else EXIT_BAD_INPUT
     except Exception:  # noqa: BLE001 - a bug: show it whole, with an exit code no expected outcome uses
         typer.echo(redact(traceback.format_exc()), err=True)

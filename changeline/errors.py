@@ -86,7 +86,7 @@ def quoted(value: str) -> str:
     return repr(value) if len(value) <= 80 else repr(value[:77] + "...")
 
 
-_SECRET_WORD = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}|"
+_SECRET_WORD = re.compile(r"(?i)(bearer|\bbasic)\s+[A-Za-z0-9._~+/=-]{8,}|"
                           r"\b(ghp|gho|ghs|github_pat|glpat|xox[abprs]|AKIA|ASIA|AIza|ya29)[_.-]?[A-Za-z0-9_-]{8,}|"
                           r"\beyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9._-]+|-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(-----END[^-]*-----|$)")
 

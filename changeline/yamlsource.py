@@ -165,13 +165,14 @@ class _Builder:
         if node.tag == _STR_TAG:  # most values: no constructor needed
             return node.value
         # SafeConstructor turns `!!int abc`, `!!bool maybe` or a bad `!!timestamp` into
-        # ValueError/KeyError/TypeError instead of a YAML error: all of them are the file's fault.
+        # ValueError, KeyError, AttributeError... instead of a YAML error. It has no side effects,
+        # so whatever it raises on one scalar is that scalar's fault.
         try:
             return self.constructor.construct_object(node, deep=True)
         except ConstructorError as err:
             line, col = _mark(err.problem_mark or node.start_mark)
             self.problems.append(Problem(self.source.file, line, col, dotted(path), f"YAML: {err.problem}"))
-        except (ValueError, KeyError, TypeError, OverflowError):
+        except Exception:  # noqa: BLE001 - see above
             line, col = _mark(node.start_mark)
             self.problems.append(Problem(self.source.file, line, col, dotted(path),
                                          f"not a valid {node.tag.rsplit(':', 1)[-1]} value"))
