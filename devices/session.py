@@ -43,6 +43,11 @@ from changeline.errors import (
 )
 
 log = logging.getLogger("changeline.session")
+# paramiko's transport thread logs every failed handshake (a refused host key, a dropped
+# login) at ERROR with its traceback, line by line, before the same error reaches us: we map
+# it and report its reason once (a DeviceError), so its own copy would only bury that reason.
+for _channel in ("paramiko.transport", "ncclient.transport.ssh"):
+    logging.getLogger(_channel).setLevel(logging.CRITICAL)
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 

@@ -7,10 +7,9 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
-
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from changeline.arguments import COMMAND_LINE, Arguments
 from changeline.errors import EXIT_NOT_AT_TARGET, EXIT_OK, InputError, Problem, quoted, redact
@@ -84,15 +83,21 @@ def _credential_problems(inventory: str, hosts: list) -> list[Problem]:
     first step; say so now, once per setting, naming the NEs (never the value)."""
     unset: dict[str, list[str]] = {}
     missing: dict[str, list[str]] = {}
+    unverifiable: list[str] = []
     for host in hosts:
         if host.password_env and host.password_env not in os.environ:
             unset.setdefault(host.password_env, []).append(host.name)
-        if host.known_hosts and not Path(host.known_hosts).is_file():
+        if not host.known_hosts:
+            unverifiable.append(host.name)
+        elif not Path(host.known_hosts).is_file():
             missing.setdefault(host.known_hosts, []).append(host.name)
     out = [Problem(inventory, 0, 0, "password_env", f"environment variable {var} is not set "
                    f"(needed by {_names(nes)})") for var, nes in sorted(unset.items())]
     out += [Problem(inventory, 0, 0, "known_hosts", f"{path}: file not found (needed by {_names(nes)})")
             for path, nes in sorted(missing.items())]
+    if unverifiable:
+        out.append(Problem(inventory, 0, 0, "known_hosts", "not set: host keys cannot be verified, so no NE is "
+                           f"connected to (needed by {_names(unverifiable)})"))
     return out
 
 

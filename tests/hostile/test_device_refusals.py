@@ -75,13 +75,17 @@ def test_run_and_rollback_exit_codes_with_refusing_nes(sim, tmp_path, prefect_ap
     inventory["hosts"]["amf-3"]["password_env"] = "HOSTILE_WRONG_PASSWORD"
     path = tmp_path / "inventory.yaml"
     path.write_text(yaml.safe_dump(inventory))
+    # The library model stops a campaign at its first failed NE; this one tolerates two, so
+    # both refusing NEs are attempted.
+    model = tmp_path / "amf-upgrade.yaml"
+    model.write_text(GOOD_MODEL.read_text().replace("maxFailures: 0", "maxFailures: 2"))
     env = {**os.environ, "HOSTILE_WRONG_PASSWORD": "not-the-password", "PREFECT_LOGGING_LEVEL": "INFO"}
     cmd = [sys.executable, "-m", "changeline.cli"]
 
     def changeline(*args):
         return subprocess.run(cmd + list(args), capture_output=True, text=True, timeout=600, env=env)
 
-    run = changeline("run", str(GOOD_MODEL), "-i", str(path), "--campaign-id", "refusals",
+    run = changeline("run", str(model), "-i", str(path), "--campaign-id", "refusals",
                      "-p", f"image_repo={image_repo}", "--on-anomaly", "rollback")
     output = run.stdout + run.stderr
     assert run.returncode == 1, output[-4000:]
@@ -96,6 +100,6 @@ def test_run_and_rollback_exit_codes_with_refusing_nes(sim, tmp_path, prefect_ap
     assert back.returncode == 0, (back.stdout + back.stderr)[-4000:]
     assert "Traceback" not in back.stdout + back.stderr
 
-    again = changeline("run", str(GOOD_MODEL), "-i", str(path), "-t", "amf-1", "--campaign-id", "refusals-2",
+    again = changeline("run", str(model), "-i", str(path), "-t", "amf-1", "--campaign-id", "refusals-2",
                        "-p", f"image_repo={image_repo}")
     assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
