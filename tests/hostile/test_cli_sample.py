@@ -67,8 +67,13 @@ MODEL_CASES = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(MODEL_CASES))
-@pytest.mark.parametrize("command", ["validate", "plan"])
+# Every case through `models validate`; the loader is shared, so `plan` sees a few of them too
+# (a few minutes of CI is the budget of this file).
+MODEL_RUNS = [(name, "validate") for name in sorted(MODEL_CASES)] + [
+    (name, "plan") for name in ("alias bomb", "rollback estimate .inf", "template bomb", "secret where a number belongs")]
+
+
+@pytest.mark.parametrize("name,command", MODEL_RUNS)
 def test_hostile_models(box: Sandbox, baseline_cpu_s: float, name: str, command: str):
     text, field = MODEL_CASES[name]
     model = box.write("model.yaml", text)
@@ -116,7 +121,7 @@ INVENTORY_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(INVENTORY_CASES))
-@pytest.mark.parametrize("command", ["plan", "run"])
+@pytest.mark.parametrize("command", ["run"])
 def test_hostile_inventories(box: Sandbox, baseline_cpu_s: float, name: str, command: str):
     fields, field = INVENTORY_CASES[name]
     inventory = box.write(FIXTURE_INVENTORY, I.good_inventory(**fields))
