@@ -67,7 +67,7 @@ def test_a_wrong_password_is_an_authentication_error(sim, monkeypatch):
 def test_run_and_rollback_exit_codes_with_refusing_nes(sim, tmp_path, prefect_api, line_home, image_repo):  # noqa: F811
     """amf-1 upgrades, amf-2's host key is of another type, amf-3's password is wrong: `run` exits 1
     with both reasons and no traceback; `rollback` of that campaign exits 0 once amf-1 is back;
-    a run of amf-1 alone exits 0."""
+    `--on-workers` naming no deployment exits 2; a run of amf-1 alone exits 0."""
     inventory = yaml.safe_load(sim.inventory_path.read_text())
     inventory["known_hosts"] = str(sim.state_dir / "known_hosts")
     _other_type_known_hosts(sim, tmp_path / "amf-2.known_hosts", "amf-2")
@@ -99,6 +99,13 @@ def test_run_and_rollback_exit_codes_with_refusing_nes(sim, tmp_path, prefect_ap
     back = changeline("rollback", "-i", str(path), "--campaign", "refusals")
     assert back.returncode == 0, (back.stdout + back.stderr)[-4000:]
     assert "Traceback" not in back.stdout + back.stderr
+
+    # A deployment the server does not know is bad input, found before any NE starts.
+    nowhere = changeline("run", str(model), "-i", str(path), "--on-workers", "no/such", "--campaign-id", "nowhere",
+                         "-p", f"image_repo={image_repo}")
+    assert nowhere.returncode == 2, (nowhere.stdout + nowhere.stderr)[-4000:]
+    assert "--on-workers: no deployment 'no/such' on the Prefect server" in nowhere.stderr
+    assert stores.journal().campaign_args("nowhere") is None
 
     again = changeline("run", str(model), "-i", str(path), "-t", "amf-1", "--campaign-id", "refusals-2",
                        "-p", f"image_repo={image_repo}")
