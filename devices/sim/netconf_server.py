@@ -37,7 +37,11 @@ async def start_netconf_listener(
         host, port,
         server_host_keys=host_keys,
         encoding=None,  # NETCONF framing works on bytes
-        allow_pty=False,
+        # OpenSSH run with -tt (scrapli's system transport) requests a PTY and gives up
+        # when refused. It is granted and ignored: no line editing, no echo, the bytes
+        # stay NETCONF.
+        allow_pty=True,
+        line_editor=False,
         x11_forwarding=False,
         agent_forwarding=False,
         allow_scp=False,
