@@ -173,5 +173,7 @@ class _NetconfChannel(asyncssh.SSHServerSession):
             self._close()
 
     def _close(self) -> None:
-        # A clean channel close flushes what was written before it (the last reply).
-        self._channel.close()
+        # A clean channel close flushes what was written before it (the last reply). The
+        # exit status tells `ssh -s netconf` the subsystem ended (else it exits 255, as
+        # for a failure); the NETCONF outcome itself was in the replies.
+        self._channel.exit(0)
