@@ -91,7 +91,7 @@ class ModuleSet:
 
 
 _STATEMENT = {
-    "name": re.compile(r"^\s*module\s+([A-Za-z_][\w.-]*)\s*\{", re.M),
+    "module": re.compile(r"^\s*module\s+([A-Za-z_][\w.-]*)\s*\{", re.M),
     "namespace": re.compile(r"^\s*namespace\s+\"?([^\";\s]+)\"?\s*;", re.M),
     "revision": re.compile(r"^\s*revision\s+\"?(\d{4}-\d{2}-\d{2})\"?", re.M),
 }
@@ -109,7 +109,7 @@ def read_module(path: Path, *, features: Mapping[str, tuple[str, ...]] | None = 
             raise YangModuleError(f"{path}: no {key} statement found")
         found[key] = match.group(1)
     version = _YANG_VERSION.search(text)
-    name = found["name"]
+    name = found["module"]
     return YangModule(name=name, revision=found["revision"], namespace=found["namespace"],
                       yang_version=version.group(1) if version else "1", text=text,
                       implemented=name in IMPLEMENTED, features=(features or {}).get(name, ()))
