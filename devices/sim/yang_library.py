@@ -23,8 +23,6 @@ YANG_DIR = Path(__file__).resolve().parent / "yang"
 YANGLIB_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
 DATASTORES_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
 MONITORING_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
-YANGLIB_REVISION = "2019-01-04"
-MONITORING_REVISION = "2010-10-04"
 MODULE_SET = "complete"  # one module set and one schema serve every datastore
 
 # Modules the NE implements; every other module in yang/ is there because one of these
@@ -55,7 +53,6 @@ class YangModule:
     name: str
     revision: str
     namespace: str
-    yang_version: str
     text: str
     implemented: bool
     features: tuple[str, ...] = ()
@@ -79,11 +76,17 @@ class ModuleSet:
         """What the hello adds for the library: RFC 8525/8526 `:yang-library:1.1` with the
         content-id, RFC 7950's `:yang-library:1.0` for clients of the RFC 7895 tree, and the
         monitoring module, a YANG 1.0 module, as a module capability (RFC 6022 section 2)."""
+        library = self.revision_of("ietf-yang-library")
+        monitoring = self.revision_of("ietf-netconf-monitoring")
         return [
-            f"{_CAP}yang-library:1.0?revision={YANGLIB_REVISION}&module-set-id={self.content_id}",
-            f"{_CAP}yang-library:1.1?revision={YANGLIB_REVISION}&content-id={self.content_id}",
-            f"{MONITORING_NS}?module=ietf-netconf-monitoring&revision={MONITORING_REVISION}",
+            f"{_CAP}yang-library:1.0?revision={library}&module-set-id={self.content_id}",
+            f"{_CAP}yang-library:1.1?revision={library}&content-id={self.content_id}",
+            f"{MONITORING_NS}?module=ietf-netconf-monitoring&revision={monitoring}",
         ]
+
+    def revision_of(self, name: str) -> str:
+        [module] = [m for m in self.modules if m.name == name and m.implemented]
+        return module.revision
 
     def find(self, identifier: str, version: str | None) -> list[YangModule]:
         return [m for m in self.modules
@@ -95,23 +98,20 @@ _STATEMENT = {
     "namespace": re.compile(r"^\s*namespace\s+\"?([^\";\s]+)\"?\s*;", re.M),
     "revision": re.compile(r"^\s*revision\s+\"?(\d{4}-\d{2}-\d{2})\"?", re.M),
 }
-_YANG_VERSION = re.compile(r"^\s*yang-version\s+\"?([\d.]+)\"?\s*;", re.M)
 
 
 def read_module(path: Path, *, features: Mapping[str, tuple[str, ...]] | None = None) -> YangModule:
-    """A module's identity from its file. The first revision statement is the newest
-    (RFC 7950 section 7.1.9 lists revisions newest first)."""
+    """A module's identity from its file; its revision is the latest revision statement's
+    date (import statements' revision-date does not match)."""
     text = path.read_text(encoding="utf-8")
     found = {}
     for key, pattern in _STATEMENT.items():
-        match = pattern.search(text)
-        if match is None:
+        matches = pattern.findall(text)
+        if not matches:
             raise YangModuleError(f"{path}: no {key} statement found")
-        found[key] = match.group(1)
-    version = _YANG_VERSION.search(text)
+        found[key] = max(matches) if key == "revision" else matches[0]
     name = found["module"]
-    return YangModule(name=name, revision=found["revision"], namespace=found["namespace"],
-                      yang_version=version.group(1) if version else "1", text=text,
+    return YangModule(name=name, revision=found["revision"], namespace=found["namespace"], text=text,
                       implemented=name in IMPLEMENTED, features=(features or {}).get(name, ()))
 
 
