@@ -108,7 +108,7 @@ class RpcFault(ChangelineError):
         return cls(error.tag, error.reason, app_tag=error.app_tag, error_type=error.error_type,
                    path=error.path, path_namespaces=error.path_namespaces, info=error.info)
 
-    def to_element(self, *, base_1_1: bool = True) -> etree._Element:
+    def to_element(self, *, base_1_1: bool) -> etree._Element:
         """The `<rpc-error>` as a peer speaking base:1.1 (or only 1.0) may receive it."""
         error = etree.Element(_nc("rpc-error"), nsmap={None: NC_NS})
         etree.SubElement(error, _nc("error-type")).text = self.error_type

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 import pytest
 from lxml import etree
 
+from changeline.devices.sim.ne_xml import problem_info
 from changeline.devices.sim.netconf_engine import BASE_1_0, BASE_1_1, error_tag_for
 from changeline.devices.sim.yang_library import (
     YANG_DIR,
@@ -170,3 +171,15 @@ def test_a_file_that_is_no_module_is_named_in_the_error(tmp_path):
     (tmp_path / "broken.yang").write_text("submodule x { belongs-to y { prefix y; } }\n")
     with pytest.raises(YangModuleError, match=r"broken\.yang: no module statement"):
         load_module_set(tmp_path, [])
+
+
+# --- the NE's own data checks ----------------------------------------------------------------
+
+@pytest.mark.parametrize("tag, info", [
+    ("unknown-element", {"bad-element": "routes"}),
+    ("invalid-value", {}),  # appendix A: no error-info for invalid-value
+    ("data-missing", {}),
+])
+def test_data_check_errors_name_the_bad_element_where_appendix_a_says(tag, info):
+    node = etree.Element("{urn:changeline:params:xml:ns:yang:changeline-ne}routes")
+    assert problem_info(node, tag) == info
