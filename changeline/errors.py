@@ -72,8 +72,7 @@ def shown(value: object) -> str:
         return "a list"
     if isinstance(value, str):
         if looks_like_secret(value):
-            return ("a string that looks like a credential (not shown; never write credentials in "
-                    "this file - if it is one, rotate it)")
+            return "a string that looks like a credential (not shown; if it is one, rotate it)"
         return repr(value) if _PLAIN.match(value) else f"a string of {len(value)} characters (not shown)"
     return f"a {type(value).__name__}"
 
