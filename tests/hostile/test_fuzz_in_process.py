@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from changeline.devices.inventory import load_inventory
 from changeline.devices.sim.cli import check_up_arguments
+from changeline.devices.sim.host import inventory as sim_inventory
 from changeline.devices.sim.profiles import builtin_profiles
 from changeline.devices.sim.topology import load_topology
 from changeline.errors import InputError
@@ -170,9 +171,14 @@ def test_topology_mutations_and_splices(tmp_path_factory, data):
     text = _dump(_mutate(yaml.safe_load(_dump(TOPOLOGY_DOC)), data))
     if data.draw(st.booleans()):
         text = _splice(text, data)
-    path = tmp_path_factory.mktemp("topo") / "topology.yaml"
+    folder = tmp_path_factory.mktemp("topo")
+    path = folder / "topology.yaml"
     path.write_text(text)
-    _check("topology", lambda: load_topology(path, PROFILES), str(path))
+    loaded = []
+    _check("topology", lambda: loaded.append(load_topology(path, PROFILES)), str(path))
+    if loaded:  # a topology the simulator accepts writes an inventory changeline's loader accepts
+        (folder / "inventory.yaml").write_text(yaml.safe_dump(sim_inventory(loaded[0]), sort_keys=False))
+        load_inventory(folder / "inventory.yaml")
 
 
 numbers = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True), st.integers(-10**6, 10**6))
@@ -242,3 +248,16 @@ def test_command_lines_in_process(tmp_path_factory, argv):
     assert code in (0, 2, 3), f"{argv}: exit code {code}\n{text[-2000:]}"
     judge_in_process(f"argv {argv}", time.process_time() - start, text, secret=SECRET)
     assert not any(Path(home).parent.glob("x")), "a file escaped CHANGELINE_HOME"
+
+
+@pytest.mark.parametrize("name", ["x" * 128, "x" * 129, "a.b_c-D9", "-x", ".x", "..", "a/b", "a b"])
+def test_ne_names_the_simulator_accepts_the_inventory_accepts(tmp_path, name):
+    doc = {**TOPOLOGY_DOC, "nes": [{"name": name, "type": "AMF", "version": "1.2.0"}]}
+    (tmp_path / "topology.yaml").write_text(_dump(doc))
+    try:
+        topology = load_topology(tmp_path / "topology.yaml", PROFILES)
+    except InputError as err:
+        assert "nes[0].name" in str(err)
+        return
+    (tmp_path / "inventory.yaml").write_text(yaml.safe_dump(sim_inventory(topology), sort_keys=False))
+    assert name in load_inventory(tmp_path / "inventory.yaml").hosts
