@@ -13,7 +13,7 @@ import logging
 from changeline.errors import ChangelineError
 
 # The loggers Prefect's engines report task and flow run exceptions on.
-_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs", "prefect.task_engine", "prefect.flow_engine")
+_RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs", "prefect.engine")
 
 
 class _DropExpectedTracebacks(logging.Filter):
