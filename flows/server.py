@@ -114,7 +114,7 @@ def ui_url(api_url: str) -> str:
 
 
 def flow_run_url(api_url: str, flow_run_id: str) -> str:
-    return f"{ui_url(api_url)}/runs/flow-run/{flow_run_id}"
+    return f"{ui_url(api_url)}/v2/runs/flow-run/{flow_run_id}"  # Prefect's new UI (the old one is at /)
 
 
 def serve_rollback(inventory: str) -> None:
