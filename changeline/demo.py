@@ -151,6 +151,15 @@ def probe_delta(before: dict[str, dict[str, int]], after: dict[str, dict[str, in
                       for name in sorted(after)}}
 
 
+def demo_services(topology: dict[str, Any]) -> list[str]:
+    """What the live probe calls: every pool, and every NE in no pool (a service of its own)."""
+    return [p["name"] for p in topology["pools"]] + [ne["name"] for ne in topology["nes"] if not ne.get("pool")]
+
+
+def call_failure(answer: dict[str, Any]) -> str | None:
+    return None if answer.get("ok") else str(answer.get("reason") or "call failed")
+
+
 def expected_outcome(summary: dict[str, Any], faulty_ne: str | None) -> list[str]:
     """What differs from the demo's script: every NE upgraded, the faulty one rolled back."""
     wrong = []
@@ -247,6 +256,7 @@ def _run(settings: DemoSettings, home: Path, state_dir: Path, ui: str, echo) -> 
     from changeline.devices.sim.host import PASSWORD_ENV, resolve_password
     from changeline.devices.sim.images import generate_image
     from changeline.flows.cli import print_summary, run_campaign
+    from changeline.flows.probe import ServiceProbe, probing
     from changeline.reports.build import build_campaign_report
 
     _sim("down", "--state-dir", str(state_dir))  # a previous demo's simulator, if it still runs
@@ -284,12 +294,19 @@ def _run(settings: DemoSettings, home: Path, state_dir: Path, ui: str, echo) -> 
     campaign_id = settings.campaign_id or f"demo-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     before = probe_pools(control)
     started = time.monotonic()
-    summary = run_campaign(models=models, inventory=str(inventory), targets="all", campaign_id=campaign_id,
-                           params={"image_repo": str(images)}, on_anomaly=None, window_minutes=None,
-                           window_end=None, concurrency=None, pause_timeout_s=PAUSE_TIMEOUT_S)
-    probes = probe_delta(before, probe_pools(control))
+    live = ServiceProbe(demo_services(topology), call=lambda service: call_failure(control.call_service(service)))
+    with probing(live):
+        summary = run_campaign(models=models, inventory=str(inventory), targets="all", campaign_id=campaign_id,
+                               params={"image_repo": str(images)}, on_anomaly=None, window_minutes=None,
+                               window_end=None, concurrency=None, pause_timeout_s=PAUSE_TIMEOUT_S)
+    counters = probe_delta(before, probe_pools(control))
     echo(f"Campaign finished in {time.monotonic() - started:.0f} s")
     print_summary(summary)
+    probes = live.snapshot()
+    echo("Live probe: " + ", ".join(f"{name} {p['failed']}/{p['attempted']} failed" for name, p in probes["pools"].items())
+         + f" ({probes['basis']})")
+    echo("Pool counters (simulated time, x{:.0f}): ".format(1 / settings.speed)
+         + ", ".join(f"{name} {p['failed']}/{p['attempted']} failed" for name, p in counters["pools"].items()))
     report = build_campaign_report(campaign_id, probes=probes).html
     return DemoResult(campaign_id, ui, summary["flow_run_url"], report, state_dir, summary, faulty, probes,
                       expected_outcome(summary, faulty))

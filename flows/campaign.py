@@ -28,6 +28,7 @@ from prefect.utilities.annotations import quote
 from changeline.devices.inventory import load_inventory
 from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
+from changeline.flows import probe as service_probe
 from changeline.flows.locks import NeLocks, lock_names, ne_lock_name, pool_lock_name  # noqa: F401 (re-exported)
 from changeline.flows.ne_flow import Admission, NEOutcome, admitted_by, ne_change_subflow, time_scale
 from changeline.flows.turns import Settling, StartTurn, WorkSlots, lookahead
@@ -133,7 +134,8 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
     eligible = [h for h in hosts if h.name in plans]
     waves = plan_waves(model_objs[0], eligible)
     cap = concurrency_cap or primary.concurrency or 1
-    board = progress.Board(campaign_id, _names_by_wave(waves, hosts), outcomes, inventory=inventory)
+    live_probe = service_probe.current()  # a continuous probe the caller runs around this campaign, if any
+    board = progress.Board(campaign_id, _names_by_wave(waves, hosts), outcomes, inventory=inventory, probe=live_probe)
     board.publish()
     markers: list[WaveMarker] = []
     try:
@@ -271,14 +273,15 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             marker.release()
         board.stop()  # whatever ends the campaign, its publisher thread ends with it
     summary = progress.summarize(campaign_id, model_objs, outcomes, started, stop_reason, window_end,
-                                 inventory=inventory)
+                                 inventory=inventory, probes=live_probe.snapshot() if live_probe else None)
     message = summary["message"] + (f"; stopped: {stop_reason}" if stop_reason else "")
     board.finish(summary, message)
     kind, name = progress.campaign_state_name(outcomes.values())
-    for out in outcomes.values():
-        if out["status"] in progress.NEEDS_ROLLBACK_LINK:
-            logger.warning("%s %s: %s", out["ne"], out["status"], out.get("reason", ""))
     logger.info("campaign %s: %s", name, message)
+    # Last in the run's log (the run page's first tab, which makes addresses links): each
+    # anomaly with its prefilled one-click rollback.
+    for line in progress.anomaly_log_lines(outcomes.values(), board.links):
+        logger.warning("%s", line)
     return State(type=StateType[kind], name=name, message=message, data=summary)
 
 

@@ -290,13 +290,14 @@ def _roll_back(ctx: AtomContext, outcome: NEOutcome, plan, *, cause: str) -> str
     ctx.session.reconnect()
     strategy = plan.rollback.strategy if plan.rollback else "journal"
     verify_args = dict(plan.rollback.verify.args) if plan.rollback else {}
+    started = time.time()  # the report's time from the failed gate to the rollback's start
     state = rollback_step(quote(ctx), strategy, verify_args, return_state=True)
     if state.is_completed():
-        outcome.rollback = {"ok": True, **state.result()}
+        outcome.rollback = {"ok": True, "started_at": started, **state.result()}
         outcome.reason = f"rolled back after {cause}"
         return policy.ROLLED_BACK
     err = state.result(raise_on_failure=False)
-    outcome.rollback = {"ok": False, "reason": getattr(err, "reason", str(err))}
+    outcome.rollback = {"ok": False, "started_at": started, "reason": getattr(err, "reason", str(err))}
     outcome.reason = f"ROLLBACK FAILED after {cause}: {outcome.rollback['reason']}"
     return policy.ROLLBACK_FAILED
 

@@ -187,6 +187,22 @@ def board_description(campaign_id: str, rows: list[dict[str, Any]], rollback_lin
             f"{short_reason(first['reason'], 60)}{extra}")
 
 
+def anomaly_log_lines(outcomes: Iterable[Mapping[str, Any]], links: "Links | None") -> list[str]:
+    """One line per NE that did not reach its target, with its rollback link, then the
+    campaign's: the campaign run's log is what its page opens on, and the UI makes the
+    addresses in it links."""
+    lines = []
+    for out in outcomes:
+        if out.get("status") not in NEEDS_ROLLBACK_LINK:
+            continue
+        url = links.rollback([out["ne"]]) if links else ""
+        how = f"one-click rollback (prefilled): {url}" if url else f"roll back: {links.cli_hint() if links else ''}"
+        lines.append(f"{out['ne']} {out['status']}: {short_reason(out.get('reason', ''), 200)} - {how}")
+    if lines and links and links.rollback(None):
+        lines.append(f"roll back the whole campaign: {links.rollback(None)}")
+    return lines
+
+
 # ----------------------------------------------------------------------------- I/O
 
 class Links:

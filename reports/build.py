@@ -234,6 +234,7 @@ def rollback_entry(ne: Mapping[str, Any]) -> dict[str, Any]:
                    for u in rollback.get("undone") or []],
         "backup_id": (verified.get("evidence") or {}).get("backup_id"),
         "after_run": later is not None,
+        "gate_to_rollback_s": figures.gate_to_rollback_s(ne),
     }
 
 

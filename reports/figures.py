@@ -214,3 +214,14 @@ def counts_by_state(outcomes: Iterable[Mapping[str, Any]], order: Iterable[str] 
         counts[state] = counts.get(state, 0) + 1
     ordered = [s for s in order if s in counts] + sorted(s for s in counts if s not in order)
     return {s: counts[s] for s in ordered}
+
+
+def gate_to_rollback_s(outcome: Mapping[str, Any]) -> float | None:
+    """Seconds from the failed gate (the NE's last anomaly) to the start of its rollback: the
+    line's reaction time, plus any time the NE waited for an operator's answer."""
+    started = (outcome.get("rollback") or {}).get("started_at")
+    if not isinstance(started, (int, float)):
+        return None
+    gates = [a["at"] for a in outcome.get("anomalies") or []
+             if isinstance(a.get("at"), (int, float)) and a["at"] <= started]
+    return round(started - max(gates), 3) if gates else None

@@ -154,3 +154,13 @@ def test_probe_counts_carry_their_label():
     assert d.text == "1 of 100 probe calls failed (1.000%); simulated time"
     with pytest.raises(InputError, match="basis"):
         figures.disruption({"pools": {}, "basis": 3})
+
+
+def test_time_from_the_failed_gate_to_the_rollback_start():
+    rolled = outcome("upf-2", [step("dial-test", "failed")], status="rolled-back")
+    rolled["anomalies"] = [{"step": "kpis", "at": 1000.0}, {"step": "dial-test", "at": 1010.0}]
+    rolled["rollback"] = {"ok": True, "started_at": 1010.25}
+    assert figures.gate_to_rollback_s(rolled) == 0.25
+    rolled["rollback"] = {"ok": True}  # recorded before this was measured
+    assert figures.gate_to_rollback_s(rolled) is None
+    assert figures.gate_to_rollback_s(outcome("amf-1", [step("a")])) is None
