@@ -180,9 +180,11 @@ def _update_campaign(campaign_id: str, results: dict[str, dict[str, Any]], run_n
     summary = json.loads(path.read_text())
     for ne, r in results.items():
         if ne in summary["nes"] and r["status"] == policy.ROLLED_BACK:
-            summary["nes"][ne]["status"] = policy.ROLLED_BACK
-            summary["nes"][ne]["reason"] = f"rolled back by operator ({run_name}); before: " \
-                                           f"{summary['nes'][ne].get('reason', '')}"
+            out = summary["nes"][ne]
+            before = out.get("reason", "")
+            out["reason"] = (f"{before}; verified again by {run_name}" if out["status"] == policy.ROLLED_BACK
+                             else f"rolled back by {run_name} (was {out['status']}: {before})")
+            out["status"] = policy.ROLLED_BACK
     counts: dict[str, int] = {}
     for out in summary["nes"].values():
         counts[out["status"]] = counts.get(out["status"], 0) + 1

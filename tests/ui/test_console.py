@@ -8,6 +8,7 @@ Screenshots go to test-output/screenshots/ (console-*.png).
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import urllib.parse
@@ -90,35 +91,46 @@ def test_one_click_rollback_from_the_campaign_run_page(demo_run, api, page):
     # with their prefilled rollback links (the UI makes addresses in log lines links).
     page.goto(demo_run.flow_run_url)
     page.get_by_text("Completed with rollbacks").first.wait_for()
-    line = page.get_by_text(re.compile(f"^{re.escape(faulty)} rolled-back: .* one-click rollback")).first
-    line.wait_for()
-    line.scroll_into_view_if_needed()
+    page.get_by_text(re.compile(f"^{re.escape(faulty)} rolled-back: .* one-click rollback")).first.wait_for()
+    # The link of the faulty NE's line: its parameters name that NE (URL-encoded JSON).
+    nes = urllib.parse.quote(json.dumps({"nes": [faulty]}, separators=(",", ":"))[1:-1], safe="")
+    link = page.get_by_role("link", name=re.compile(re.escape(nes))).first
+    link.wait_for()
+    link.scroll_into_view_if_needed()
     screenshot(page, "console-05-campaign-run-log")
     clicks = 0
     with page.context.expect_page() as opened:  # the UI opens log links in a new tab
-        line.get_by_role("link").click()
+        link.click()
     clicks += 1
     page = opened.value
     page.set_default_timeout(30_000)
     page.wait_for_url(re.compile(r"/deployments/deployment/[^/]+/run"))
     # The custom-run form arrives filled in: campaign, NE, inventory.
     page.get_by_role("button", name="Submit").wait_for()
-    body = page.inner_text("main")
-    assert demo_run.campaign_id in page.content() and faulty in page.content(), body[:2000]
     screenshot(page, "console-06-rollback-form", full_page=True)
-    deployment = api.post("/deployments/filter", {"deployments": {"name": {"any_": ["one-click"]}}})[0]
-    before = {r["id"] for r in api.flow_runs(deployment_id={"any_": [deployment["id"]]})}
-    page.get_by_role("button", name="Submit").click()  # the confirmation
+    # Form fields hold their values as properties, not in the page's HTML.
+    values = "() => [...document.querySelectorAll('input, textarea')].map(e => e.value).join(' | ')"
+    try:
+        page.wait_for_function(f"({values})().includes({json.dumps(demo_run.campaign_id)})", timeout=15_000)
+    finally:
+        screenshot(page, "console-06-rollback-form", full_page=True)
+    shown = page.evaluate(values)
+    assert demo_run.campaign_id in shown and faulty in shown and "inventory.yaml" in shown, shown
+    # Wait in the browser, not in Python: its requests pass the route filter only while
+    # playwright is being driven.
+    with page.expect_response(lambda r: r.url.endswith("/create_flow_run") and r.request.method == "POST") as made:
+        page.get_by_role("button", name="Submit").click()  # the confirmation
     assert clicks <= 2  # one here, plus the confirmation
+    assert made.value.ok, made.value.text()
+    run_id = made.value.json()["id"]
 
     deadline = time.monotonic() + 180
-    while True:
-        new = [r for r in api.flow_runs(deployment_id={"any_": [deployment["id"]]}) if r["id"] not in before]
-        if new and new[0]["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+    while True:  # the served rollback deployment (a process the demo left running) picks it up
+        run = api.flow_runs(id={"any_": [run_id]})[0]
+        if run["state_type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
             break
-        assert time.monotonic() < deadline, f"the rollback run did not finish: {new}"
+        assert time.monotonic() < deadline, f"the rollback run did not finish: {run['state']}"
         time.sleep(1)
-    run = new[0]
     assert run["parameters"]["nes"] == [faulty] and run["parameters"]["campaign_id"] == demo_run.campaign_id
     assert run["state"]["name"] == "Rolled back", run["state"]
     message = run["state"]["message"]
