@@ -157,7 +157,7 @@ def rollback_markdown(results: dict[str, dict[str, Any]], message: str) -> str:
             lines.append(f"| {u['step']} | {u.get('atom', '')} | {str(u.get('reason', '')).replace('|', '/')} |")
         for step in r.get("undone_before") or []:
             lines.append(f"| {step} | | undone earlier (the campaign's automatic rollback) |")
-        lines += ["", "Verification:", ""] + [f"- {line}" for line in verification(r)] + [""]
+        lines += ["", "### Verification", ""] + [f"- {line}" for line in verification(r)] + [""]
     return "\n".join(lines)
 
 

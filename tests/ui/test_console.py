@@ -141,15 +141,21 @@ def test_one_click_rollback_from_the_campaign_run_page(demo_run, api, page):
     with DeviceSession(Endpoint.from_host(host)) as session:
         assert ne_api.read_state(session).running_version == "1.2.0"
 
-    page.goto(f"{demo_run.ui_url}/v2/runs/flow-run/{run['id']}?tab=Artifacts")
-    page.get_by_role("tab", name="Artifacts").wait_for()
-    card = page.get_by_text(re.compile(r"^rollback-")).first
-    card.wait_for()
-    card.click()
-    page.get_by_text("Verification:").wait_for()
+    # The rollback run's page: its state message says what was undone and verified...
+    page.goto(f"{demo_run.ui_url}/v2/runs/flow-run/{run['id']}?tab=Details")
+    page.get_by_text("Rolled back").first.wait_for()
+    page.get_by_text(message).first.wait_for()
+    screenshot(page, "console-07-rollback-run", full_page=True)
+    # ...and its artifact, one card on the run's Artifacts tab, lists it step by step.
+    page.get_by_role("tab", name="Artifacts").click()
+    key = f"rollback-{run['name']}"
+    page.get_by_text(key).first.wait_for()
+    artifact = api.latest_artifact(key)
+    page.goto(f"{demo_run.ui_url}/v2/artifacts/artifact/{artifact['latest_id']}")
+    page.get_by_role("heading", name="Verification").wait_for()
     text = page.inner_text("main")
     assert "undone earlier" in text and "running version 1.2.0" in text and "byte-identical" in text, text[:2000]
-    screenshot(page, "console-07-rollback-run-artifact", full_page=True)
+    screenshot(page, "console-08-rollback-artifact", full_page=True)
 
     # The campaign's summary says what the rollback run did.
     summary = api.latest_artifact(f"campaign-{demo_run.campaign_id}-summary")
