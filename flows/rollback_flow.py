@@ -104,7 +104,7 @@ def rollback(inventory: str, campaign_id: str = "", nes: list[str] | None = None
             results[ne] = fut.result()
     message = rollback_message(results)
     run_name = _run_name()
-    create_markdown_artifact(markdown=rollback_markdown(results, message), key=f"rollback-{_slug(run_name)}",
+    create_markdown_artifact(markdown=rollback_markdown(results, message), key=artifact_key(run_name),
                              description=message)
     for cid in sorted({cid for _, cid in targets}):
         _update_campaign(cid, {ne: r for (ne, c), r in zip(targets, results.values()) if c == cid}, run_name, message)
@@ -168,8 +168,11 @@ def _run_name() -> str:
     return ctx.flow_run.name if ctx else "rollback"
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:100]
+def artifact_key(run_name: str) -> str:
+    """`rollback-<campaign>` for a run named after its campaign: a key's versions are then that
+    campaign's rollbacks, newest first (artifact keys: lowercase letters, digits and '-')."""
+    slug = re.sub(r"[^a-z0-9-]+", "-", run_name.lower()).strip("-").removeprefix("rollback-")
+    return f"rollback-{slug}"[:120]
 
 
 def _update_campaign(campaign_id: str, results: dict[str, dict[str, Any]], run_name: str, message: str) -> None:

@@ -148,10 +148,10 @@ def test_one_click_rollback_from_the_campaign_run_page(demo_run, api, page):
     screenshot(page, "console-07-rollback-run", full_page=True)
     # ...and its artifact, one card on the run's Artifacts tab, lists it step by step.
     page.get_by_role("tab", name="Artifacts").click()
-    key = f"rollback-{run['name']}"
-    page.get_by_text(key).first.wait_for()
-    artifact = api.latest_artifact(key)
-    page.goto(f"{demo_run.ui_url}/v2/artifacts/artifact/{artifact['latest_id']}")
+    artifact = api.post("/artifacts/filter", {"artifacts": {"flow_run_id": {"any_": [run["id"]]}}})[0]
+    assert artifact["key"] == f"rollback-{demo_run.campaign_id}"
+    page.get_by_text(artifact["key"]).first.wait_for()
+    page.goto(f"{demo_run.ui_url}/v2/artifacts/artifact/{artifact['id']}")
     page.get_by_role("heading", name="Verification").wait_for()
     text = page.inner_text("main")
     assert "undone earlier" in text and "running version 1.2.0" in text and "byte-identical" in text, text[:2000]
