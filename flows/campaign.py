@@ -286,7 +286,9 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
 
 
 def run_tags(campaign_id: str, wave_name: str, host) -> list[str]:
-    found = [f"campaign:{campaign_id}", f"wave:{wave_name}", f"ne-type:{host.ne_type}"]
+    """The wave tag names its campaign too: the UI's tag filter matches any of its tags, so one
+    tag must pick out this campaign's wave."""
+    found = [f"campaign:{campaign_id}", f"wave:{campaign_id}/{wave_name}", f"ne-type:{host.ne_type}"]
     return found + ([f"pool:{host.pool}"] if host.pool else [])
 
 

@@ -77,7 +77,7 @@ def test_campaign_artifacts_show_every_ne_and_its_state(demo_run, api, page):
 
     page.goto(f"{ui(demo_run)}/v2/artifacts/artifact/{api.latest_artifact(key)['latest_id']}")
     tables = page.locator("table")
-    tables.first.get_by_text(demo_run.faulty_ne, exact=True).first.wait_for()
+    page.get_by_role("cell", name=demo_run.faulty_ne, exact=True).first.wait_for()
     for ne, out in demo_run.summary["nes"].items():
         row = tables.locator("tr", has=page.get_by_text(ne, exact=True))
         assert row.count() == 1, ne

@@ -58,6 +58,7 @@ def test_campaign_and_ne_runs_say_what_happened(demo_run, api, page):
         [entry["message"][:200] for entry in logs if "Traceback" in entry["message"]]
 
     # The runs list, filtered by the faulty NE's wave tag, lists exactly that wave's NE runs.
+    assert wave.startswith(f"wave:{demo_run.campaign_id}/")
     in_wave = sorted(r["name"] for r in api.flow_runs(tags={"all_": [wave]}))
     assert faulty in in_wave and len(in_wave) < len(demo_run.summary["nes"])
     page.goto(f"{demo_run.ui_url}/v2/runs?{urllib.parse.urlencode({'tags': wave})}")
@@ -66,6 +67,13 @@ def test_campaign_and_ne_runs_say_what_happened(demo_run, api, page):
         shown = page.get_by_role("link", name=ne, exact=True).count()
         assert bool(shown) == (ne in in_wave), (ne, in_wave)
     screenshot(page, "console-03-runs-by-wave-tag", full_page=True)
+
+    # Each wave is a task run of the campaign, ended with its counts.
+    waves = {t.rsplit("/", 1)[1] for r in api.children(run["id"]) for t in r["tags"] if t.startswith("wave:")}
+    page.goto(f"{demo_run.ui_url}/v2/runs/flow-run/{run['id']}?tab=TaskRuns")
+    for name in waves:
+        page.get_by_text(re.compile(f"^wave {re.escape(name)} \\(\\d+ NEs\\)")).first.wait_for()
+    screenshot(page, "console-09-campaign-wave-task-runs", full_page=True)
 
 
 def test_board_is_one_artifact_per_campaign_with_the_faulty_ne_first(demo_run, api, page):
