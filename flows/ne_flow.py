@@ -17,10 +17,10 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import StateType
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.client.schemas.objects import StateType
 from prefect.states import Failed, State
 from prefect.utilities.annotations import quote
 

@@ -17,6 +17,7 @@ import json
 import logging
 import re
 import threading
+import time
 import urllib.parse
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
@@ -330,8 +331,6 @@ class Board:
         self._publisher.start()
 
     def running(self, ne: str) -> None:
-        import time
-
         self.running_since[ne] = time.time()  # one dict assignment: atomic, no lock to wait on
         self._dirty.set()
 
