@@ -110,8 +110,8 @@ def rollback(inventory: str, campaign_id: str = "", nes: list[str] | None = None
         _update_campaign(cid, {ne: r for (ne, c), r in zip(targets, results.values()) if c == cid}, run_name, message)
     failed = [ne for ne, r in results.items() if r["status"] != policy.ROLLED_BACK]
     get_run_logger().info("%s", message)
-    if failed:
-        return Failed(name="Rollback failed", message=message, data=results)
+    if failed:  # a direct call raises this; a run ends "Rollback failed" with the message
+        return Failed(name="Rollback failed", message=message, data=ChangelineError(message))
     return Completed(name="Rolled back", message=message, data=results)
 
 
