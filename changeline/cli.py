@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import io
 import sys
+import traceback
 
 import typer
-
-import traceback
 
 from changeline.errors import (EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, ChangelineError,
                                InputError, redact)
