@@ -15,7 +15,6 @@ from lxml import etree
 from changeline.devices.session import DeviceSession
 
 NS = "urn:changeline:params:xml:ns:yang:changeline-ne"
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 CDR_DIR = "/cdr"
 IMAGE_DIR = "/images"
 

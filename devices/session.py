@@ -30,6 +30,7 @@ from ncclient.operations.errors import TimeoutExpiredError
 from ncclient.transport import errors as nc_errors
 from ncclient.xml_ import to_ele
 
+from changeline.devices.configxml import NC_NS
 from changeline.errors import (
     AuthenticationError,
     CommandError,
@@ -48,8 +49,6 @@ log = logging.getLogger("changeline.session")
 # it and report its reason once (a DeviceError), so its own copy would only bury that reason.
 for _channel in ("paramiko.transport", "ncclient.transport.ssh"):
     logging.getLogger(_channel).setLevel(logging.CRITICAL)
-
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
 # ncclient's session thread only looks at its send queue once per TICK (0.1 s by
 # default), which adds ~90 ms to every RPC on an idle session (../shared/MACHINE.md).

@@ -19,6 +19,8 @@ from lxml import etree
 
 from changeline.errors import ChangelineError
 
+# The simulator stands for an NE someone else wrote, so it spells the protocol's namespace
+# itself rather than taking the client's constant: a client typo then fails against it.
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 CONFIG_TAG = f"{{{NC_NS}}}config"
 OPERATION_ATTR = f"{{{NC_NS}}}operation"
