@@ -339,24 +339,6 @@ class DeviceSession:
                 except Exception:
                     pass
 
-    def wait_until_reachable(self, *, timeout: float, interval: float = 0.2) -> float:
-        """Poll until a NETCONF session opens (after a restart); returns the seconds waited."""
-        start = time.monotonic()
-        delay = interval
-        last: Exception | None = None
-        while True:
-            self.reconnect()
-            try:
-                self.netconf
-                return time.monotonic() - start
-            except (ConnectError, SessionDropped, DeviceTimeout) as err:
-                last = err
-            if time.monotonic() - start + delay > timeout:
-                raise DeviceTimeout(f"not reachable within {timeout:.0f} s (last: {last.reason if last else '?'})",
-                                    host=self.endpoint.name)
-            time.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
-
     # --- NETCONF ---------------------------------------------------------------------
 
     @property
@@ -568,14 +550,6 @@ class DeviceSession:
             self._close_ssh()
             raise _map_ssh_error(err, self.endpoint, "SFTP put") from err
         return size
-
-    def get_file(self, remote: str, local: str | Path) -> int:
-        try:
-            self.sftp.get(remote, str(local))
-        except Exception as err:
-            self._close_ssh()
-            raise _map_ssh_error(err, self.endpoint, "SFTP get") from err
-        return os.path.getsize(local)
 
     def read_file(self, remote: str) -> bytes:
         try:
