@@ -17,7 +17,8 @@ from collections.abc import Iterable, Iterator
 
 from lxml import etree
 
-from changeline.errors import ChangelineError
+from changeline.devices.sim.errors import SimError
+
 
 # The simulator stands for an NE someone else wrote, so it spells the protocol's namespace
 # itself rather than taking the client's constant: a client typo then fails against it.
@@ -29,7 +30,7 @@ DEFAULT_OPERATIONS = ("merge", "replace", "none")
 KEY_LEAF = "name"
 
 
-class DataError(ChangelineError):
+class DataError(SimError):
     """One problem with configuration data, in NETCONF terms (an `<rpc-error>` to be)."""
 
     def __init__(self, tag: str, message: str, *, node: etree._Element | None = None,
