@@ -43,7 +43,7 @@ from changeline.errors import InputError, Problem
 from changeline.models import templates
 from changeline.models.model import CampaignPolicy, Model, StepSpec
 from changeline.models.schema import ON_FAILURE, located_messages
-from changeline.models.validate import default_profiles, default_registry, load_model
+from changeline.models.validate import default_catalogue, default_registry, load_model
 from changeline.models.waves import Wave, plan_waves
 from changeline.yamlsource import FieldPath
 
@@ -189,12 +189,12 @@ def resolve_params(model: Model, given: dict[str, Any] | None = None) -> dict[st
 
 def template_context(model: Model, host: Host, params: dict[str, Any]) -> dict[str, Any]:
     """What templates see for this NE (see changeline.models.templates)."""
-    profile = default_profiles().get(host.ne_type)
-    scenarios = list(profile.dial_tests) if profile else []
+    profile = default_catalogue().get(host.ne_type)
+    scenarios = list(profile.scenarios) if profile else []
     target: dict[str, Any] = {
         "ne_type": host.ne_type, "from_version": host.software_version, "ne_types": list(model.ne_types),
         "versions": list(model.versions), "scenarios": scenarios,
-        "cdr_scenarios": [n for n in scenarios if profile.dial_tests[n].cdr is not None] if profile else [],
+        "cdr_scenarios": [n for n in scenarios if profile.scenarios[n].writes_cdr] if profile else [],
     }
     if model.is_upgrade:
         target.update(to_version=model.to_version, from_versions=list(model.from_versions))

@@ -31,7 +31,7 @@ from changeline.errors import ChangelineError
 
 from .faults import validate_fault
 from .ne_xml import KNOWN_RPCS
-from .profiles import SEVERITIES
+from changeline.catalogue import SEVERITIES
 
 if TYPE_CHECKING:
     from .element import SimulatedNE

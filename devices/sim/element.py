@@ -22,7 +22,7 @@ from lxml import etree
 
 from .cli_shell import run_cli
 from .clock import SimClock
-from .datastore import instance_path
+from changeline.devices.datastore import instance_path
 from .faults import Fault, FaultSet, dial_failure, kpi_factors, reply_delay, rpc_drop
 from .images import ImageStore, judge_image
 from .ne_xml import (

@@ -8,7 +8,7 @@ from typing import Any
 from lxml import etree
 
 from .netconf_engine import NE_NAMESPACE as NS
-from .profiles import CONFIG_SCHEMA
+from changeline.catalogue import CONFIG_SCHEMA
 from .status import ImageRow, NeStatus
 from .traffic import DialOutcome
 

@@ -19,7 +19,7 @@ from typing import Any
 from changeline.errors import InputError, Problem
 
 from .faults import Fault, validate_fault
-from .located_yaml import Located, Section, load_located
+from changeline.catalogue.located_yaml import Located, Section, load_located
 from .ne_xml import KNOWN_RPCS
 from .profiles import NAME_RE, Profile, find_type
 
