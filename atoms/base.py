@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from changeline.atoms.backups import BackupStore
     from changeline.atoms.journal import Journal
     from changeline.devices.inventory import Host
+    from changeline.devices.platforms import Driver
     from changeline.devices.session import DeviceSession
 
 
@@ -73,6 +74,15 @@ class AtomContext:
     @property
     def ne(self) -> str:
         return self.host.name
+
+    @property
+    def driver(self) -> "Driver":
+        """The NE's platform driver (the inventory's `platform`): atoms ask it for operations."""
+        from changeline.devices.platforms import driver_for
+
+        if getattr(self, "_driver", None) is None or self._driver.session is not self.session:
+            self._driver = driver_for(self.host, self.session, log=self.log)
+        return self._driver
 
 
 def timed(fn):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from changeline.devices.platforms import PLATFORMS
 from changeline.errors import InputError, Problem
 from changeline.yamlsource import SourceMap, load_yaml_file
 
@@ -36,7 +37,7 @@ class Host:
     password_env: str | None = None
     password_secret: str | None = None
     key_file: str | None = None
-    platform: str = "changeline-sim"
+    platform: str = "changeline-ne"  # a row of devices/platforms.py
     known_hosts: str | None = None
     timeout: float = 30.0
     groups: tuple[str, ...] = ()
@@ -174,6 +175,9 @@ def load_inventory(path: str | Path) -> Inventory:
         timeout = merged.get("timeout", 30.0)
         if not isinstance(timeout, (int, float)) or timeout <= 0:
             problems.append(source.problem(where + ("timeout",), "must be a positive number of seconds"))
+        platform = merged.get("platform", "changeline-ne")
+        if platform not in PLATFORMS:
+            problems.append(source.problem(where + ("platform",), f"{hname}: unknown platform {platform!r} (known: {', '.join(PLATFORMS)})"))
         known_hosts = merged.get("known_hosts", known_hosts_default)
         if known_hosts and not os.path.isabs(known_hosts):
             known_hosts = str(base / known_hosts)
@@ -186,7 +190,7 @@ def load_inventory(path: str | Path) -> Inventory:
             name=str(hname), hostname=str(hostname), port=int(port), ssh_port=int(ssh_port),
             username=str(merged.get("username", "admin")), password_env=merged.get("password_env"),
             password_secret=merged.get("password_secret"), key_file=key_file,
-            platform=str(merged.get("platform", "changeline-sim")), known_hosts=known_hosts,
+            platform=str(platform), known_hosts=known_hosts,
             timeout=float(timeout), groups=tuple(host_groups), data=data,
         )
     if problems:

@@ -39,6 +39,7 @@ from typing import Any
 import jsonschema
 
 from changeline.devices.inventory import Host
+from changeline.devices.platforms import atom_problem
 from changeline.errors import InputError, Problem
 from changeline.models import templates
 from changeline.models.model import CampaignPolicy, Model, StepSpec
@@ -243,6 +244,10 @@ def compile_for_host(model: Model, host: Host, params: dict[str, Any] | None = N
             if not run:
                 skipped.append((spec.name, f"when: {spec.when} is false"))
                 continue
+        refused = atom_problem(host.name, host.platform, spec.atom)
+        if refused:
+            problems.append(model.source.problem(spec.path + ("atom",), refused))
+            continue
         step = _compile_step(model, spec, registry[spec.atom], context, host, problems, on_anomaly)
         if step is not None:
             steps.append(step)

@@ -104,13 +104,13 @@ class DeviceFacts:
 
 def read_device(host: Host) -> DeviceFacts:
     """The NE's running configuration and software version; a failure is reported, not raised."""
-    from changeline.devices import ne_api
+    from changeline.devices.platforms import driver_for
     from changeline.devices.session import DeviceSession, Endpoint
 
     try:
         with DeviceSession(Endpoint.from_host(host)) as session:
             running = config_from_data(session.get_config("running"))
-            state = ne_api.read_state_optional(session)
+            state = driver_for(host, session).read_state_optional()
     except ChangelineError as err:
         return DeviceFacts(host.name, error=err.reason)
     except OSError as err:
