@@ -628,7 +628,7 @@ def config_problems(config: str, ne_type: str, profile: Any) -> list[str]:
             continue
         if top.tag != f"{{{NE_NS}}}ne":
             problems.append(f"configuration must be the NE tree <ne xmlns=\"{NE_NS}\">, "
-                            f"not <{etree.QName(top).localname}> (see docs/ne-protocol.md)")
+                            f"not <{etree.QName(top).localname}> (see docs/platforms.md)")
             continue
         for child in top:
             if not isinstance(child.tag, str):

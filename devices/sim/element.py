@@ -1,6 +1,6 @@
 """One simulated network element: its software, images, traffic, faults and listeners.
 
-`SimulatedNE` owns a NETCONF engine with the lifecycle RPCs of docs/ne-protocol.md
+`SimulatedNE` owns a NETCONF engine with the lifecycle RPCs of docs/platforms.md
 registered, and two listeners on its address: NETCONF (830) and SSH (22: the CLI shell
 and the `sftp` subsystem). Activation restarts it like a real NE: every session drops,
 both ports refuse connections for the restart delay, then it answers on the new version

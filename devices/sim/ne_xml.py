@@ -1,4 +1,4 @@
-"""The NE's XML vocabulary (docs/ne-protocol.md): namespace, capabilities, the config tree
+"""The NE's XML vocabulary (docs/platforms.md): namespace, capabilities, the config tree
 built from a profile, and the state and RPC replies built from plain data."""
 
 from __future__ import annotations
