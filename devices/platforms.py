@@ -128,6 +128,11 @@ def platform_named(name: str) -> Platform | None:
     return PLATFORMS.get(name)
 
 
+def platform_can(platform_name: str, operation: str) -> bool:
+    platform = PLATFORMS.get(platform_name)
+    return platform is not None and platform.supports(operation)
+
+
 def atom_problem(host_name: str, platform_name: str, atom: str) -> str | None:
     """Why `atom` cannot run on this host's platform, or None."""
     platform = PLATFORMS.get(platform_name)

@@ -39,7 +39,7 @@ from typing import Any
 import jsonschema
 
 from changeline.devices.inventory import Host
-from changeline.devices.platforms import atom_problem
+from changeline.devices.platforms import atom_problem, platform_can
 from changeline.errors import InputError, Problem
 from changeline.models import templates
 from changeline.models.model import CampaignPolicy, Model, StepSpec
@@ -331,6 +331,13 @@ def _rollback_plan(model: Model, steps: list[Step], context: dict[str, Any], hos
                             model, host, problems)
         if scenarios is templates.OMIT:
             scenarios = []
+    if scenarios and not platform_can(host.platform, "dial_test"):
+        if rb.verify_scenarios is None:
+            scenarios = []  # the type's scenarios by default: none for a platform without dial tests
+        else:
+            problems.append(model.source.problem(("spec", "rollback", "verify", "scenarios"),
+                                                 f"{host.name}: platform {host.platform!r} has no dial_test "
+                                                 "operation to verify a rollback with"))
     args: dict[str, Any] = {"verify_scenarios": scenarios}
     if rb.restart_timeout_s is not None:
         args["restart_timeout_s"] = rb.restart_timeout_s

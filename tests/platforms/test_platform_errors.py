@@ -21,7 +21,7 @@ kind: ChangeModel
 metadata: {name: generic-timer, version: 1.0.0, owner: core-ops, description: a config change any RFC 6241 server can take}
 spec:
   target: {neTypes: [AMF]}
-  rollback: {strategy: journal, verify: {scenarios: []}}
+  rollback: {strategy: journal}
   stages:
     - name: change
       steps:
@@ -72,6 +72,10 @@ def test_the_generic_platform_takes_a_config_only_model():
     model = load_model_text(CONFIG_ONLY, "generic-timer.yaml")
     plan = compile_for_host(model, dataclasses.replace(host("tp-1", "AMF"), platform="netconf"))
     assert [s.atom for s in plan.steps] == ["backup", "config_change", "validate_upgrade", "confirm_commit"]
+    assert plan.rollback.verify.args["verify_scenarios"] == []  # no dial tests on this platform
+    with pytest.raises(InputError, match=r"tp-1: platform 'netconf' has no dial_test operation to verify a rollback"):
+        compile_for_host(load_model_text(CONFIG_ONLY.replace("strategy: journal}", "strategy: journal, verify: {scenarios: [ue-registration]}}"), "m.yaml"),
+                         dataclasses.replace(host("tp-1", "AMF"), platform="netconf"))
 
 
 def test_inventory_refuses_an_unknown_platform_with_file_and_line(tmp_path: Path):
