@@ -174,3 +174,34 @@ def test_mml_shell_pages_and_replies_with_retcodes(sim, ctx_for):
         assert "---- More" not in _read_until(channel, "---    END")
     finally:
         channel.client.close()
+
+
+CHANGE = ('<ne xmlns="urn:changeline:params:xml:ns:yang:changeline-ne"><timers><timer><name>n4-heartbeat</name>'
+          '<value>20</value></timer></timers></ne>')
+
+
+def test_the_generic_netconf_platform_runs_the_config_atoms_on_the_simulator(sim, tmp_path):
+    """`platform: netconf` uses only RFC 6241: no contract state, even on an NE that has it."""
+    import dataclasses
+
+    host = dataclasses.replace(sim.inventory.hosts["smf-3"], platform="netconf")
+    ctx = AtomContext(host=host, session=DeviceSession(Endpoint.from_host(host), rpc_timeout=10),
+                      journal=Journal(tmp_path / "journal.sqlite"), backups=BackupStore(tmp_path / "backups"),
+                      run_id="generic-1", speed=0.01, log=lambda m: None)
+    try:
+        assert ctx.driver.read_state_optional() is None
+        before = read_running(ctx)
+        backup = runner.execute("backup", ctx, {})
+        assert backup.evidence["software_version"] == ""  # the generic platform reads no state
+        ctx.step = "timer"
+        change = runner.execute("config_change", ctx, {"config": CHANGE, "confirm": "later", "confirm_timeout_s": 60})
+        assert change.changed and "<value>20</value>" in read_running(ctx).decode()
+        ctx.step = "check"
+        runner.execute("validate_upgrade", ctx, {})
+        ctx.step = "confirm"
+        assert runner.execute("confirm_commit", ctx, {"change_step": "timer"}).changed
+        ctx.step = "rb"
+        runner.execute("rollback", ctx, {"backup_id": backup.evidence["backup_id"]})
+        assert read_running(ctx) == before
+    finally:
+        ctx.session.close()

@@ -117,6 +117,8 @@ def test_a_good_topology_loads(tmp_path: Path):
     (("control: 127.0.0.1:0", "control: localhost"), "localhost", "control: must be IPV4:PORT"),
     (("ssh: 1022}", "ssh: 1830}"), "1830}", "nes[2].ports.ssh: must differ"),
     (("nes:", "nodes:"), "nodes", "nodes: unknown field"),
+    (("name: amf-2", "name: amf-2, platform: vendor-x"), "vendor-x",
+     "nes[1].platform: the simulator plays changeline-ne or changeline-mml, not 'vendor-x'"),
 ])
 def test_topology_mistakes_name_file_line_and_field(tmp_path: Path, edit: tuple[str, str], at: str, message: str):
     text = GOOD.replace(*edit)
