@@ -70,6 +70,7 @@ class AtomContext:
     dry_run: bool = False
     baseline: dict[str, Any] = field(default_factory=dict)
     log: Callable[[str], None] = print
+    _driver: "Driver | None" = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def ne(self) -> str:
@@ -80,7 +81,7 @@ class AtomContext:
         """The NE's platform driver (the inventory's `platform`): atoms ask it for operations."""
         from changeline.devices.platforms import driver_for
 
-        if getattr(self, "_driver", None) is None or self._driver.session is not self.session:
+        if self._driver is None or self._driver.session is not self.session:
             self._driver = driver_for(self.host, self.session, log=self.log)
         return self._driver
 

@@ -141,7 +141,7 @@ def atom_problem(host_name: str, platform_name: str, atom: str) -> str | None:
     missing = [op for op in ATOM_NEEDS.get(atom, ()) if not platform.supports(op)]
     if missing:
         return (f"{host_name}: platform {platform_name!r} cannot run atom {atom!r}: it has no "
-                f"{', '.join(missing)} operation")
+                f"{', '.join(missing)} operation{'s' if len(missing) > 1 else ''}")
     return None
 
 
@@ -217,10 +217,12 @@ def dial_from_rows(rows: list[dict[str, Any]], scenario: str) -> ne_api.DialTest
                                  latency_ms=_num(r["latency_ms"]), reason=r.get("reason", ""), charging_ids=ids)
 
 
-def _mml_quote(value: Any) -> str:
+def _cli_argument(value: Any) -> str:
+    """An argument as it goes between the command's quotes; one that would end the command
+    or the quotes is refused, never sent."""
     text = str(value)
     if any(c in text for c in '";\r\n'):
-        raise PlatformError(f"{text!r} cannot be sent as an MML argument")
+        raise PlatformError(f"{text!r} cannot be sent as a CLI argument")
     return text
 
 
@@ -240,12 +242,12 @@ class Driver:
                                 f"{operation} operation")
         return way
 
-    def _cli(self, operation: str, **args: Any) -> dict[str, list[dict[str, Any]]]:
-        """Run an operation's commands; rows per template (and raw text under '')."""
-        rows: dict[str, list[dict[str, Any]]] = {"": []}
+    def _cli(self, operation: str, **args: Any) -> tuple[dict[str, list[dict[str, Any]]], str]:
+        """Run an operation's commands: the parsed rows per template, and the replies' text."""
+        rows: dict[str, list[dict[str, Any]]] = {}
         texts = []
         for cmd in self._way(operation):
-            line = cmd.command.format(**{k: _mml_quote(v) for k, v in args.items()})
+            line = cmd.command.format(**{k: _cli_argument(v) for k, v in args.items()})
             output = self.session.cli(line, read_timeout=cmd.read_timeout)
             refused = refusal(self.platform.cli_failed_when, output)
             if refused:
@@ -255,15 +257,13 @@ class Driver:
             texts.append(output)
             if cmd.template:
                 rows[cmd.template] = parse(self.platform.name, cmd.template, output)
-        rows[""] = [{"text": "\n".join(texts)}]
-        return rows
+        return rows, "\n".join(texts)
 
     # state
     def read_state(self, *, timeout: float | None = None) -> ne_api.NeState:
         if self._way("read_state") == "netconf":
             return ne_api.read_state(self.session, timeout=timeout)
-        rows = self._cli("read_state")
-        return state_from_rows(rows, rows[""][0]["text"])
+        return state_from_rows(*self._cli("read_state"))
 
     def read_state_optional(self) -> ne_api.NeState | None:
         """The NE's state, or None when its platform or the NE does not report it."""
@@ -281,12 +281,12 @@ class Driver:
     def list_images(self) -> list[ne_api.Image]:
         if self._way("list_images") == "netconf":
             return ne_api.list_images(self.session)
-        return images_from_rows(self._cli("list_images")["lst_software.textfsm"])
+        return images_from_rows(self._cli("list_images")[0]["lst_software.textfsm"])
 
     def read_kpis(self) -> dict[str, float]:
         if self._way("read_kpis") == "netconf":
             return ne_api.read_state(self.session).kpis
-        return kpis_from_rows(self._cli("read_kpis")["dsp_kpi.textfsm"])
+        return kpis_from_rows(self._cli("read_kpis")[0]["dsp_kpi.textfsm"])
 
     # software
     def transfer(self, local: str | Path, remote: str) -> int:
@@ -322,7 +322,7 @@ class Driver:
     def dial_test(self, scenario: str) -> ne_api.DialTestResult:
         if self._way("dial_test") == "netconf":
             return ne_api.dial_test(self.session, scenario)
-        return dial_from_rows(self._cli("dial_test", scenario=scenario)["str_dialtest.textfsm"], scenario)
+        return dial_from_rows(self._cli("dial_test", scenario=scenario)[0]["str_dialtest.textfsm"], scenario)
 
     def fetch_cdrs(self) -> list[dict[str, str]]:
         self._way("fetch_cdrs")

@@ -54,7 +54,7 @@ def test_an_atom_the_platform_cannot_do_is_refused_at_plan_time_naming_host_and_
         compile_for_host(model, generic, {"image_repo": "/srv"})
     text = str(err.value)
     assert "amf-7: platform 'netconf' cannot run atom 'precheck': it has no read_state operation" in text
-    assert "cannot run atom 'install_software': it has no list_images, install operation" in text
+    assert "cannot run atom 'install_software': it has no list_images, install operations" in text
     assert "amf-upgrade.yaml:" in text  # located at the step in the model
     mixed = [host("amf-1", "AMF"), dataclasses.replace(host("amf-2", "AMF"), platform="changeline-mml")]
     plan = plan_campaign(model, mixed, {"image_repo": "/srv"})  # both real platforms can upgrade
