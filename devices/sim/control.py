@@ -27,11 +27,11 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from changeline.catalogue import SEVERITIES
 from changeline.errors import ChangelineError
 
 from .faults import validate_fault
 from .ne_xml import KNOWN_RPCS
-from changeline.catalogue import SEVERITIES
 
 if TYPE_CHECKING:
     from .element import SimulatedNE

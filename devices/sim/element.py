@@ -20,12 +20,13 @@ from pathlib import Path
 import asyncssh
 from lxml import etree
 
-from .cli_shell import run_cli
-from .mml_shell import MML_PLATFORM, run_mml
-from .clock import SimClock
 from changeline.devices.datastore import instance_path
+
+from .cli_shell import run_cli
+from .clock import SimClock
 from .faults import Fault, FaultSet, dial_failure, kpi_factors, reply_delay, rpc_drop
 from .images import ImageStore, judge_image
+from .mml_shell import MML_PLATFORM, run_mml
 from .ne_xml import (
     NS,
     config_problem,

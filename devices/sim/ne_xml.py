@@ -7,8 +7,9 @@ from typing import Any
 
 from lxml import etree
 
-from .netconf_engine import NE_NAMESPACE as NS
 from changeline.catalogue import CONFIG_SCHEMA
+
+from .netconf_engine import NE_NAMESPACE as NS
 from .status import ImageRow, NeStatus
 from .traffic import DialOutcome
 

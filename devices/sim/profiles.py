@@ -15,20 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from changeline.catalogue import (
-    CONFIG_SCHEMA,
-    NAME_RE,
-    SEVERITIES,
-    VERSION_RE,
-    AlarmSpec,
-    NeType,
-    builtin_catalogue,
-)
+from changeline.catalogue import CONFIG_SCHEMA, AlarmSpec, NeType, builtin_catalogue
 from changeline.catalogue.located_yaml import Located, Section, load_located
 from changeline.errors import InputError, Problem
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
-__all__ = ["CONFIG_SCHEMA", "NAME_RE", "SEVERITIES", "VERSION_RE", "AlarmSpec"]
 
 
 @dataclass(frozen=True)

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from changeline.catalogue import NAME_RE
+from changeline.catalogue.located_yaml import Located, Section, load_located
 from changeline.errors import InputError, Problem
 
 from .faults import Fault, validate_fault
-from changeline.catalogue.located_yaml import Located, Section, load_located
 from .ne_xml import KNOWN_RPCS
-from .profiles import NAME_RE, Profile, find_type
+from .profiles import Profile, find_type
 
 DEFAULT_CONTROL = "127.0.0.1:8300"
 DEFAULT_ADDRESS_BASE = "127.0.1.1"

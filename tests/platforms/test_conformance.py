@@ -16,7 +16,6 @@ from changeline.atoms.backups import BackupStore
 from changeline.atoms.base import AtomContext
 from changeline.atoms.journal import Journal
 from changeline.devices import ne_api
-from changeline.devices.platforms import driver_for
 from changeline.devices.session import DeviceSession, Endpoint
 from changeline.devices.sim.images import generate_image
 from changeline.errors import CommandError, RpcError
