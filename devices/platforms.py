@@ -242,13 +242,15 @@ class Driver:
                                 f"{operation} operation")
         return way
 
-    def _cli(self, operation: str, **args: Any) -> tuple[dict[str, list[dict[str, Any]]], str]:
-        """Run an operation's commands: the parsed rows per template, and the replies' text."""
+    def _cli(self, operation: str, *, timeout: float | None = None,
+             **args: Any) -> tuple[dict[str, list[dict[str, Any]]], str]:
+        """Run an operation's commands: the parsed rows per template, and the replies' text.
+        `timeout` (a probe's budget) wins over the command's own read timeout."""
         rows: dict[str, list[dict[str, Any]]] = {}
         texts = []
         for cmd in self._way(operation):
             line = cmd.command.format(**{k: _cli_argument(v) for k, v in args.items()})
-            output = self.session.cli(line, read_timeout=cmd.read_timeout)
+            output = self.session.cli(line, read_timeout=timeout or cmd.read_timeout)
             refused = refusal(self.platform.cli_failed_when, output)
             if refused:
                 raise CommandError(f"{line} refused: {refused}", host=self.session.endpoint.name)
@@ -263,7 +265,7 @@ class Driver:
     def read_state(self, *, timeout: float | None = None) -> ne_api.NeState:
         if self._way("read_state") == "netconf":
             return ne_api.read_state(self.session, timeout=timeout)
-        return state_from_rows(*self._cli("read_state"))
+        return state_from_rows(*self._cli("read_state", timeout=timeout))
 
     def read_state_optional(self) -> ne_api.NeState | None:
         """The NE's state, or None when its platform or the NE does not report it."""

@@ -19,6 +19,7 @@ thin I/O loop. The configuration stays on NETCONF (docs/platforms.md).
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -32,11 +33,12 @@ from .netconf_engine import RpcFault
 from .status import NeStatus
 from .traffic import DialOutcome
 
+logger = logging.getLogger(__name__)
 MML_PLATFORM = "changeline-mml"
 PAGE_LINES = 20
 MORE = "---- More ( Press 'Q' to break ) ----"
 KEY_WIDTH = 18
-OK, UNKNOWN_COMMAND, BAD_PARAMETER, REFUSED = 0, 2001, 2002, 1001
+OK, INTERNAL_ERROR, REFUSED, UNKNOWN_COMMAND, BAD_PARAMETER = 0, 1, 1001, 2001, 2002
 
 _COMMAND = re.compile(r"^\s*([A-Za-z]{2,4})\s+([A-Za-z]+)\s*:\s*(.*?)\s*;\s*$")
 _PARAM = re.compile(r'\s*([A-Za-z]+)\s*=\s*("([^"]*)"|[^,"]*)\s*(?:,|$)')
@@ -153,6 +155,9 @@ class MmlSession:
             text, body, results = await self._run(command, params, progress)
         except RpcFault as fault:
             return reply(self.ne.name, self.seq, line.strip(), REFUSED, fault.message), False
+        except Exception:  # a bug in the simulator must not look like a hung NE to the client
+            logger.exception("%s: MML command %r failed", self.ne.name, line)
+            return reply(self.ne.name, self.seq, line.strip(), INTERNAL_ERROR, "Internal error"), False
         return reply(self.ne.name, self.seq, line.strip(), OK, text, body, results), False
 
     async def _run(self, command: str, params: dict[str, str], progress) -> tuple[str, list[str], int | None]:

@@ -45,3 +45,14 @@ def test_paging_shows_a_page_and_waits_q_breaks_off():
     assert session.next_page("q") == "\r\n" + session.prompt and not session.pending
     session.paging = False
     assert session.page_out(lines).endswith(session.prompt)
+
+
+def test_a_simulator_bug_is_an_internal_error_reply_not_a_dead_session():
+    import asyncio
+
+    class Broken(_Ne):
+        def status(self):
+            raise ZeroDivisionError("bug")
+
+    lines, leaving = asyncio.run(MmlSession(Broken()).execute("DSP NE:;"))
+    assert "RETCODE = 1  Internal error" in lines and lines[-1] == "---    END" and not leaving
