@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from changeline.catalogue import NAME_RE
+from changeline.arguments import path_name_problem
 from changeline.catalogue.located_yaml import Located, Section, load_located
-from changeline.errors import InputError, Problem
+from changeline.errors import InputError, Problem, quoted
 
 from .faults import Fault, validate_fault
 from .ne_xml import KNOWN_RPCS
@@ -226,8 +226,8 @@ def _read_nes(doc: Located, top: Section, profiles: dict[str, Profile], pools: d
 def _read_ne(item: Section, profiles: dict[str, Profile], pools: dict[str, PoolSpec],
              names: set[str]) -> tuple[str, Profile, str, str | None, tuple[Fault, ...]] | None:
     name = item.get("name", str, required=True, default="")
-    if name and not NAME_RE.match(name):
-        item.problem("name", f"{name!r} may hold only letters, digits, '.', '_' and '-'")
+    if name and path_name_problem(name):  # the same rule as the inventory's: NE names become paths
+        item.problem("name", f"{quoted(name)} {path_name_problem(name)}")
     elif name in names:
         item.problem("name", f"duplicate NE name {name!r}")
     names.add(name)
@@ -260,7 +260,7 @@ def _read_ne(item: Section, profiles: dict[str, Profile], pools: dict[str, PoolS
 def _read_platform(item: Section) -> str:
     platform = item.get("platform", str, default="changeline-ne")
     if platform not in SIM_PLATFORMS:
-        item.problem("platform", f"the simulator plays {' or '.join(SIM_PLATFORMS)}, not {platform!r}")
+        item.problem("platform", f"the simulator plays {' or '.join(SIM_PLATFORMS)}, not {quoted(platform)}")
     return platform
 
 
