@@ -83,7 +83,7 @@ def test_inventory_refuses_an_unknown_platform_with_file_and_line(tmp_path: Path
     path.write_text("hosts:\n  amf-1:\n    hostname: 192.0.2.1\n    platform: vendor-x\n    data: {ne_type: AMF}\n")
     with pytest.raises(InputError) as err:
         load_inventory(path)
-    assert f"{path}:4:" in str(err.value) and "amf-1: unknown platform 'vendor-x'" in str(err.value)
+    assert f"{path}:4:5: hosts.amf-1.platform: unknown platform 'vendor-x' (known: changeline-ne, changeline-mml, netconf)" in str(err.value)
 
 
 def test_mml_replies_parse_with_the_platforms_templates():
