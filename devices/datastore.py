@@ -1,4 +1,6 @@
-"""Configuration tree logic for the simulated NE's NETCONF datastores: pure lxml, no I/O.
+"""Configuration tree logic of NETCONF datastores (RFC 6241 edit-config, subtree filters): pure lxml, no I/O.
+
+The simulator serves its datastores with it and plans predict config diffs with it.
 
 The simulator has no YANG engine, so the data model is read from the data itself:
 - a leaf is an element without element children; its value is its stripped text;
@@ -17,12 +19,9 @@ from collections.abc import Iterable, Iterator
 
 from lxml import etree
 
-from changeline.devices.sim.errors import SimError
+from changeline.devices.configxml import NC_NS
+from changeline.errors import ChangelineError
 
-
-# The simulator stands for an NE someone else wrote, so it spells the protocol's namespace
-# itself rather than taking the client's constant: a client typo then fails against it.
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 CONFIG_TAG = f"{{{NC_NS}}}config"
 OPERATION_ATTR = f"{{{NC_NS}}}operation"
 EDIT_OPERATIONS = ("merge", "replace", "create", "delete", "remove")
@@ -30,7 +29,7 @@ DEFAULT_OPERATIONS = ("merge", "replace", "none")
 KEY_LEAF = "name"
 
 
-class DataError(SimError):
+class DataError(ChangelineError):
     """One problem with configuration data, in NETCONF terms (an `<rpc-error>` to be)."""
 
     def __init__(self, tag: str, message: str, *, node: etree._Element | None = None,
