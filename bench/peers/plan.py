@@ -154,9 +154,11 @@ def write_peer_inventories(plan: dict[str, Any], out: Path) -> dict[str, Path]:
             "ansible_password": "{{ lookup('ansible.builtin.env', '%s') }}" % plan["password_env"],
             "ansible_netconf_ssh_config": str(ssh_config), "ansible_host_key_checking": True,
             "time_scale": plan["time_scale"], "ssh_config_file": str(ssh_config),
-            "password_env": plan["password_env"], "serial_batches": [len(b) for b in batches]}}},
-        sort_keys=False))
+            "password_env": plan["password_env"]}}}, sort_keys=False))
+    # `serial` is templated before any host's vars exist: it comes in as an extra var
+    (ansible_dir / "batches.json").write_text(json.dumps({"serial_batches": [len(b) for b in batches]}))
     return {"plan": out / "plan.json", "nornir": nornir_dir, "ansible_inventory": ansible_dir / "inventory.yaml",
+            "ansible_batches": ansible_dir / "batches.json",
             "ssh_config": ssh_config}
 
 
