@@ -193,15 +193,23 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
+TAG_ENV = "CHANGELINE_BENCH_TAG"
+
+
 @dataclass
 class RoleStats:
     peak_rss: int = 0
+    detached_rss: int = 0  # peak RSS of the role's detached processes (watch_detached)
     cpu_first: dict[int, float] = field(default_factory=dict)   # pid -> cpu seconds when first seen
     cpu_last: dict[int, float] = field(default_factory=dict)    # pid -> cpu seconds when last seen
 
     @property
     def cpu_s(self) -> float:
         return sum(self.cpu_last[p] - self.cpu_first[p] for p in self.cpu_last)
+
+    @property
+    def detached_cpu_s(self) -> float:
+        return sum(self.cpu_last[p] - self.cpu_first[p] for p in self.cpu_last if p < 0)
 
 
 class Sampler:
@@ -214,6 +222,8 @@ class Sampler:
         self.interval = interval
         self.roles: dict[str, int] = {}
         self._pss: set[str] = set()
+        self._detached: dict[str, tuple[str, int]] = {}
+        self._tag_of: dict[tuple[int, float], str | None] = {}  # (pid, started) -> its TAG_ENV value
         self.stats: dict[str, RoleStats] = {}
         self.peak_total = 0
         self.samples = 0
@@ -228,6 +238,15 @@ class Sampler:
             self.roles[role] = pid
             if shared_memory:
                 self._pss.add(role)
+            self.stats.setdefault(role, RoleStats())
+        self.sample()
+
+    def watch_detached(self, role: str, tag: str, root_pid: int) -> None:
+        """Also count, under `role`, processes that left `root_pid`'s tree (daemons such as
+        Ansible's persistent `ansible-connection`, re-parented to init): found by TAG_ENV=tag in
+        their environment, their CPU counted from 0 since they were born during the role's run."""
+        with self._lock:
+            self._detached[role] = (tag, root_pid)
             self.stats.setdefault(role, RoleStats())
         self.sample()
 
@@ -266,8 +285,35 @@ class Sampler:
                     stats.cpu_last[proc.pid] = cpu
                 stats.peak_rss = max(stats.peak_rss, rss)
                 total += rss
+            total += self._sample_detached()
             self.peak_total = max(self.peak_total, total)
             self.samples += 1
+
+    def _sample_detached(self) -> int:
+        if not self._detached:
+            return 0
+        inside = {role: {p.pid for p in _tree(root)} for role, (_, root) in self._detached.items()}
+        by_tag = {tag: role for role, (tag, _) in self._detached.items()}
+        rss_by_role: dict[str, int] = dict.fromkeys(self._detached, 0)
+        for proc in psutil.process_iter():
+            try:
+                key = (proc.pid, proc.create_time())
+                if key not in self._tag_of:
+                    self._tag_of[key] = proc.environ().get(TAG_ENV)
+                role = by_tag.get(self._tag_of[key])
+                if role is None or proc.pid in inside[role]:
+                    continue
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    rss_by_role[role] += proc.memory_info().rss
+            except psutil.Error:
+                continue
+            stats = self.stats[role]
+            stats.cpu_first.setdefault(-proc.pid, 0.0)  # negative: apart from the tree's own pids
+            stats.cpu_last[-proc.pid] = times.user + times.system
+        for role, rss in rss_by_role.items():
+            self.stats[role].detached_rss = max(self.stats[role].detached_rss, rss)
+        return sum(rss_by_role.values())
 
     def mark_cpu(self, role: str) -> float:
         """CPU seconds the role used since it was first sampled."""
