@@ -7,18 +7,24 @@ One invocation measures, on the same machine minutes apart, so the ratios are fa
    same device sessions, journal and backup stores (bench/engine.py);
 2. campaign: the changeline campaign flow on a fresh standalone Prefect server;
 3. limit: the device time on the critical path, computed from the simulator profiles'
-   delays x speed and the model's waves at concurrency C (formula: bench/limit.py).
+   delays x speed and the model's waves at concurrency C (formula: bench/limit.py);
+4. peers (`--peers`, default: every one installed): the same steps as a Nornir script and as an
+   Ansible playbook (bench/peers/), with the same waves and concurrency as far as each can express
+   them; afterwards every NE's version is read back over NETCONF. Each peer's JSON says what it
+   lacks next to changeline (resume, rollback, windows, UI).
 
 Each of 1 and 2 gets a fresh simulator (`python -m changeline.devices.sim --count N`: the
 six NE types round-robin, pools of two per type, on a loopback range and control port of
 its own) and a fresh CHANGELINE_HOME; 2 also a fresh Prefect server (SQLite in its own
 PREFECT_HOME unless PREFECT_API_DATABASE_CONNECTION_URL is set). The engine of each part
 runs in its own process, whose CPU and memory are measured; RSS of the engine, the
-server and the simulator (process trees) is sampled every 0.5 s.
+server and the simulator (process trees) is sampled every 0.5 s. `cpu_s_per_ne` in the JSON
+(and the printed table) gives CPU-s per NE of every process of every part: the engine or peer
+tool, the Prefect server, the simulator, PostgreSQL.
 
     .venv/bin/python bench/campaign_bench.py --nes 200 --concurrency 50 [--speed 0.05] [--profile]
 
-Prints the result JSON (also written to bench/results/) and, last, a one-line summary.
+Prints the result JSON (also written to bench/results/), a table, and, last, a one-line summary.
 """
 
 from __future__ import annotations

@@ -339,10 +339,10 @@ def validate(task: Task, memo: dict) -> str:
     return "valid"
 
 
-STEPS = {"precheck": precheck, "backup": backup, "baseline-dial-test": baseline_dial_test,
-         "transfer-image": transfer, "install-image": install, "drain": drain, "activate": activate,
-         "restore": restore, "dial-test": dial_test, "billing-check": cdr_check, "kpi-check": kpi_check,
-         "validate": validate}
+STEPS = {"precheck": precheck, "backup": backup, "baseline_dial_test": baseline_dial_test,
+         "transfer_software": transfer, "install_software": install, "drain_traffic": drain,
+         "activate_software": activate, "restore_traffic": restore, "dial_test": dial_test,
+         "billing_check": cdr_check, "kpi_check": kpi_check, "validate_upgrade": validate}
 POOL_LOCKS: dict[str, threading.Lock] = {}
 
 
@@ -351,11 +351,11 @@ def upgrade(task: Task) -> Result:
     pool = task.host["pool"]
     lock = POOL_LOCKS[pool] if pool else threading.Lock()
     with lock:
-        started, memo, timings = time.time(), {}, {}
+        started, memo, timings, name = time.time(), {}, {}, "connect"
         try:
-            for name in task.host["steps"]:
+            for name, kind in task.host["steps"]:
                 t0 = time.perf_counter()
-                STEPS[name](task, memo)
+                STEPS[kind](task, memo)
                 timings[name] = round(time.perf_counter() - t0, 3)
             outcome = {"status": "done", "reason": "reached target"}
         except Exception as err:  # noqa: BLE001 - the NE's outcome; the others carry on

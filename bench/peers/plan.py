@@ -35,7 +35,10 @@ class PlanError(ValueError):
 
 def host_vars(ne: str, steps: list[tuple[str, str, dict[str, Any]]]) -> dict[str, Any]:
     """A compiled plan's steps (name, atom, args) -> the peers' per-NE parameters (pure)."""
-    out: dict[str, Any] = {"steps": [name for name, _, _ in steps], "drain_settle_s": None, "billing": None}
+    # (step name, what the peer does): a dial test that records the baseline differs from one that compares
+    out: dict[str, Any] = {"steps": [[name, "baseline_dial_test" if atom == "dial_test" and args.get("record_baseline")
+                                      else atom] for name, atom, args in steps],
+                           "drain_settle_s": None, "billing": None}
     for name, atom, args in steps:
         if atom not in PEER_ATOMS:
             raise PlanError(f"{ne}: step {name!r} uses atom {atom!r}, which the peers do not implement")

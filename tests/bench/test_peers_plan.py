@@ -28,7 +28,10 @@ STEPS = [("precheck", "precheck", {"ne_types": ["SMF"], "expected_versions": ["1
 
 def test_host_vars_from_compiled_steps():
     out = host_vars("smf-1", STEPS)
-    assert out["steps"] == [name for name, _, _ in STEPS]
+    assert out["steps"] == [["precheck", "precheck"], ["baseline-dial-test", "baseline_dial_test"],
+                            ["transfer-image", "transfer_software"], ["install-image", "install_software"],
+                            ["activate", "activate_software"], ["dial-test", "dial_test"],
+                            ["billing-check", "billing_check"]]
     assert out["from_versions"] == ["1.2.0"] and out["to_version"] == "1.3.0"
     assert out["baseline_scenarios"] == out["scenarios"] == ["pdu-session"]
     assert out["image_path"] == "/img/SMF-1.3.0.img" and out["image_name"] == "SMF-1.3.0.img"
