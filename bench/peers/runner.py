@@ -110,7 +110,7 @@ def run(cmd: list[str], env: dict[str, str], log: Path, *, sampler, role: str, t
         proc = subprocess.Popen(cmd, cwd=REPO, env={**env, TAG_ENV: tag}, stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL)
     sampler.watch(role, proc.pid)
-    sampler.watch_detached(role, tag, proc.pid)
+    sampler.watch_detached(role, tag)
     try:
         deadline = started + timeout_s
         while True:
