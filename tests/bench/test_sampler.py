@@ -51,7 +51,8 @@ def test_detached_daemon_cpu_is_counted_by_tag(tmp_path):
         try:
             sampler.sample()
             stats = sampler.stats["peer"]
-            assert stats.detached_cpu_s >= 0.3
+            # it burned 0.3 s by its own clock; /proc counts whole clock ticks (10 ms), rounding down
+            assert stats.detached_cpu_s >= 0.3 - 2 * 0.01
             assert [pid for pid, _ in stats.detached_cpu] == [int(tagged.read_text())]
             assert stats.detached_rss > 0
         finally:
