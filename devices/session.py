@@ -43,6 +43,11 @@ from changeline.errors import (
 )
 
 log = logging.getLogger("changeline.session")
+# paramiko's transport thread logs every failed handshake (a refused host key, a dropped
+# login) at ERROR with its traceback, line by line, before the same error reaches us: we map
+# it and report its reason once (a DeviceError), so its own copy would only bury that reason.
+for _channel in ("paramiko.transport", "ncclient.transport.ssh"):
+    logging.getLogger(_channel).setLevel(logging.CRITICAL)
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
@@ -177,6 +182,21 @@ class _KnownHosts:
 
 
 _LOGIN_REFUSED = ("AuthenticationException(", "BadAuthenticationType(", "PartialAuthentication(")
+# paramiko's words when the NE offers no host key of a type known_hosts holds for it: its key
+# changed type (or it is another machine). Not a dropped session: retrying cannot help.
+_KEY_TYPE_MISMATCH = ("no acceptable host key", "can't match requested host key type")
+
+
+def _key_type_mismatch(err: Exception, endpoint: Endpoint, port: int) -> HostKeyError | None:
+    if not any(words in str(err) for words in _KEY_TYPE_MISMATCH):
+        return None
+    try:
+        known = ", ".join(sorted(known_host_keys(endpoint, port)))
+    except HostKeyError:
+        known = "none"
+    return HostKeyError(f"the NE offers no host key of the type known_hosts holds for it ({known}): its host "
+                        "key changed type, or this is another machine; check its fingerprint before updating "
+                        "known_hosts", host=endpoint.name)
 
 
 def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
@@ -193,6 +213,9 @@ def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
         return SessionDropped(f"NETCONF connection dropped during login: {cause}", host=endpoint.name)
     if isinstance(err, nc_errors.SSHUnknownHostError):
         return HostKeyError(f"host key does not match known_hosts ({err})", host=endpoint.name)
+    mismatch = _key_type_mismatch(err, endpoint, endpoint.netconf_port)
+    if mismatch is not None:
+        return mismatch
     if isinstance(err, TimeoutExpiredError):
         return DeviceTimeout(f"NETCONF reply timed out: {err}", host=endpoint.name)
     if isinstance(err, (nc_errors.SessionCloseError, nc_errors.TransportError, EOFError, ConnectionError)):
@@ -572,6 +595,9 @@ class DeviceSession:
 def _map_ssh_error(err: Exception, endpoint: Endpoint, what: str) -> DeviceError:
     if isinstance(err, DeviceError):
         return err
+    mismatch = _key_type_mismatch(err, endpoint, endpoint.ssh_port)
+    if mismatch is not None:
+        return mismatch
     name = type(err).__name__
     if isinstance(err, paramiko.AuthenticationException) or "Authentication" in name:
         return AuthenticationError(f"{what} authentication failed", host=endpoint.name)

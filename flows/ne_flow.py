@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import StateType
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.states import Cancelled, Failed
+from prefect.states import Failed, State
 from prefect.utilities.annotations import quote
 
 from changeline.atoms import runner
@@ -28,7 +29,7 @@ from changeline.atoms.base import AtomContext
 from changeline.devices.inventory import Host, load_inventory
 from changeline.devices.session import DeviceSession, Endpoint
 from changeline.errors import ChangelineError, Retry
-from changeline.flows import policy, stores
+from changeline.flows import policy, progress, stores
 
 
 class AnomalyDecision(RunInput):
@@ -78,10 +79,28 @@ class NEOutcome:
 @task(cache_policy=NO_CACHE, persist_result=False)
 def atom_step(atom: str, args: dict[str, Any], ctx: AtomContext, retries: int | None = None,
               timeout_s: float | None = None) -> dict[str, Any]:
-    """One atom against one NE. Raises on failure so the task run shows red with the reason.
-    `retries` (transient errors only) and `timeout_s` are the model step's."""
-    return runner.execute(atom, ctx, args, timeout_s=timeout_s,
-                          retry=None if retries is None else Retry(attempts=retries + 1)).to_dict()
+    """One atom against one NE; `retries` (transient errors only) and `timeout_s` are the
+    model step's. A failed check is an anomaly the flow handles as designed: the task run
+    ends Failed with the reason as its message and its evidence as data, and logs one line,
+    no traceback (a bug still raises, with its traceback)."""
+    logger = get_run_logger()
+    try:
+        result = runner.execute(atom, ctx, args, timeout_s=timeout_s,
+                                retry=None if retries is None else Retry(attempts=retries + 1)).to_dict()
+    except ChangelineError as err:
+        logger.warning("%s failed: %s", atom, err.reason)
+        return Failed(message=err.reason, data={"reason": err.reason, "evidence": err.evidence or {}})
+    logger.info("%s: %s", atom, result.get("reason") or ("changed" if result.get("changed") else "nothing to change"))
+    return result
+
+
+def step_failure(state) -> tuple[str, dict[str, Any]]:
+    """(reason, evidence) of a failed step's task run: a handled anomaly's data, or the
+    exception of one that raised."""
+    err = state.result(raise_on_failure=False)
+    if isinstance(err, dict):
+        return str(err.get("reason") or state.message or "failed"), err.get("evidence") or {}
+    return getattr(err, "reason", None) or str(err) or type(err).__name__, getattr(err, "evidence", {}) or {}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -200,9 +219,7 @@ def _execute_admitted(plan, host: Host, campaign_id: str, *, pause_timeout_s: in
                                                  step.manual_minutes, step.estimate_s))
                 journal.record_step(campaign_id, host.name, step.name, "done", res)
                 continue
-            err = state.result(raise_on_failure=False)
-            reason = getattr(err, "reason", None) or str(err) or type(err).__name__
-            evidence = getattr(err, "evidence", {}) or {}
+            reason, evidence = step_failure(state)
             outcome.steps.append(StepOutcome(step.name, step.atom, "failed", False, reason, started,
                                              time.time() - started, step.gate, evidence, "",
                                              step.manual_minutes, step.estimate_s))
@@ -273,13 +290,14 @@ def _roll_back(ctx: AtomContext, outcome: NEOutcome, plan, *, cause: str) -> str
     ctx.session.reconnect()
     strategy = plan.rollback.strategy if plan.rollback else "journal"
     verify_args = dict(plan.rollback.verify.args) if plan.rollback else {}
+    started = time.time()  # the report's time from the failed gate to the rollback's start
     state = rollback_step(quote(ctx), strategy, verify_args, return_state=True)
     if state.is_completed():
-        outcome.rollback = {"ok": True, **state.result()}
+        outcome.rollback = {"ok": True, "started_at": started, **state.result()}
         outcome.reason = f"rolled back after {cause}"
         return policy.ROLLED_BACK
     err = state.result(raise_on_failure=False)
-    outcome.rollback = {"ok": False, "reason": getattr(err, "reason", str(err))}
+    outcome.rollback = {"ok": False, "started_at": started, "reason": getattr(err, "reason", str(err))}
     outcome.reason = f"ROLLBACK FAILED after {cause}: {outcome.rollback['reason']}"
     return policy.ROLLBACK_FAILED
 
@@ -290,15 +308,15 @@ def _write_evidence(outcome: NEOutcome) -> None:
     (folder / "outcome.json").write_text(json.dumps(outcome.to_dict(), indent=2, default=str))
 
 
-def _final_state(outcome: NEOutcome):
-    """A rolled-back or failed NE ends its run Failed (red in the UI, with the reason), one the
-    campaign did not let start ends Cancelled with its reason (e.g. deferred); the outcome still
-    travels back to the campaign as the state's data."""
-    if outcome.status in policy.FAILURE_STATES:
-        return Failed(message=f"{outcome.status}: {outcome.reason}", data=outcome.to_dict())
-    if outcome.status in (policy.DEFERRED, policy.SKIPPED):
-        return Cancelled(message=outcome.reason, data=outcome.to_dict())
-    return outcome.to_dict()
+def _final_state(outcome: NEOutcome) -> State:
+    """The NE's run ends in a state named for its outcome - Completed, "Rolled back",
+    "Rollback failed", Failed (red), "Deferred", "Skipped" (grey, untouched) - with the reason
+    as its message; the outcome travels back to the campaign as the state's data."""
+    kind, name = progress.ne_state_name(outcome.status)
+    message = outcome.reason if outcome.status != policy.DONE else (outcome.reason or "reached target")
+    if outcome.to_version and outcome.status == policy.DONE:
+        message = f"{message}: now {outcome.to_version}"
+    return State(type=StateType[kind], name=name, message=message, data=outcome.to_dict())
 
 
 @flow(name="ne-change", flow_run_name="{ne}", persist_result=False, validate_parameters=True)

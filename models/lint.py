@@ -32,6 +32,7 @@ import jsonschema
 from jinja2 import TemplateError
 
 from changeline.errors import InputError, Problem
+from changeline.errors import credential_kind as secret_value  # one detector for every input kind
 from changeline.models import templates
 from changeline.models.model import Parameter
 from changeline.models.schema import KINDS, PARAMETER_TYPES, located_messages
@@ -574,40 +575,6 @@ _SECRET_PAIRS = {("private", "key"), ("api", "key"), ("access", "key"), ("secret
 def secret_key(key: str) -> bool:
     words = [w.lower() for w in re.findall(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+", key)]
     return bool(_SECRET_WORDS & set(words)) or any(pair in _SECRET_PAIRS for pair in zip(words, words[1:]))
-
-
-_SECRET_PATTERNS = (
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"), "a private key"),
-    (re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:[^/\s@{}]+@"), "a URL with a password"),
-    (re.compile(r"(?i)<\s*(?:\w+:)?(?:password|passwd|secret|private-key|api-key|token|community)\s*>\s*[^<\s]"),
-     "an XML credential element"),
-    (re.compile(r"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*=\s*['\"]?[^\s'\"{]{4,}"),
-     "an assigned password"),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key"),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), "a GitHub token"),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."), "a JSON Web Token"),
-)
-
-
-def secret_value(text: str) -> str | None:
-    """What kind of secret `text` looks like, or None."""
-    for pattern, what in _SECRET_PATTERNS:
-        if pattern.search(text):
-            return what
-    for token in re.findall(r"[A-Za-z0-9+/=_-]{32,}", text):
-        if re.fullmatch(r"[0-9a-fA-F]+", token):
-            continue  # checksums
-        if not (re.search(r"[a-z]", token) and re.search(r"[A-Z]", token) and re.search(r"\d", token)):
-            continue
-        if _entropy(token) >= 4.2:
-            return "a high-entropy token"
-    return None
-
-
-def _entropy(text: str) -> float:
-    counts = {c: text.count(c) for c in set(text)}
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
 
 
 def config_problems(config: str, ne_type: str, profile: Any) -> list[str]:

@@ -16,7 +16,7 @@ from changeline.errors import InputError, Problem
 from changeline.models.lint import lint
 from changeline.models.model import Model, build_model
 from changeline.models.schema import schema_problems
-from changeline.yamlsource import SourceMap, load_yaml_text
+from changeline.yamlsource import SourceMap, decode_text, load_yaml_text, read_input_file
 
 MODELINE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$", re.MULTILINE)
 
@@ -37,21 +37,13 @@ def load_model(path: str | Path, *, registry: dict[str, ModuleType] | None = Non
                profiles: dict[str, Any] | None = None) -> Model:
     """Read and validate a model file; raises InputError with every problem found."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(Problem(str(path), 0, 0, "", "file not found")) from None
-    except OSError as err:
-        raise InputError(Problem(str(path), 0, 0, "", f"cannot read: {err.strerror or err}")) from None
+    data = read_input_file(path)  # regular files of bounded size only
     return load_model_bytes(data, str(path), registry=registry, profiles=profiles)
 
 
 def load_model_bytes(data: bytes, file: str, *, registry: dict[str, ModuleType] | None = None,
                      profiles: dict[str, Any] | None = None) -> Model:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InputError(Problem(file, 1, 1, "", f"not UTF-8 text: {err.reason} at byte {err.start}")) from None
+    text = decode_text(data, file)
     return load_model_text(text, file, registry=registry, profiles=profiles, sha256=hashlib.sha256(data).hexdigest())
 
 

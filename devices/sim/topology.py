@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from changeline.errors import InputError, Problem
+from changeline.arguments import path_name_problem
+from changeline.errors import InputError, Problem, quoted
 
 from .faults import Fault, validate_fault
 from .located_yaml import Located, Section, load_located
 from .ne_xml import KNOWN_RPCS
-from .profiles import NAME_RE, Profile, find_type
+from .profiles import Profile, find_type
 
 DEFAULT_CONTROL = "127.0.0.1:8300"
 DEFAULT_ADDRESS_BASE = "127.0.1.1"
@@ -223,8 +224,8 @@ def _read_nes(doc: Located, top: Section, profiles: dict[str, Profile], pools: d
 def _read_ne(item: Section, profiles: dict[str, Profile], pools: dict[str, PoolSpec],
              names: set[str]) -> tuple[str, Profile, str, str | None, tuple[Fault, ...]] | None:
     name = item.get("name", str, required=True, default="")
-    if name and not NAME_RE.match(name):
-        item.problem("name", f"{name!r} may hold only letters, digits, '.', '_' and '-'")
+    if name and path_name_problem(name):  # the same rule as the inventory's: NE names become paths
+        item.problem("name", f"{quoted(name)} {path_name_problem(name)}")
     elif name in names:
         item.problem("name", f"duplicate NE name {name!r}")
     names.add(name)
