@@ -328,8 +328,9 @@ def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected
                     ended = time.monotonic()
                     at = recorded_runs(server.api_url)
                     # What the engine ran: every step it started, one parent task run per subflow it
-                    # called, one rollback task per NE rolled back; flow runs: the campaign and its subflows.
-                    ran_tasks = result["steps_run"] + result["subflows"] + result["rollbacks"]
+                    # called, one rollback task per NE rolled back, one per wave; flow runs: the campaign
+                    # and its subflows.
+                    ran_tasks = result["steps_run"] + result["subflows"] + result["rollbacks"] + result["waves"]
                     ran_flows = result["subflows"] + 1
                     recording.update(at_end=at, expected_task_runs=ran_tasks, expected_flow_runs=ran_flows,
                                      planned_task_runs=expected_tasks, planned_flow_runs=expected_flows)
@@ -659,8 +660,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.only in (None, "campaign"):
             campaign, memory["campaign"], recording = campaign_part(
                 args, work, password, cfg,
-                # one task run per step, plus the one Prefect records in the parent for each subflow call
-                expected_tasks=limit["steps_total"] + limit["nes_eligible"], expected_flows=limit["nes_eligible"] + 1)
+                # one task run per step, plus the one Prefect records in the parent for each subflow
+                # call, plus one per wave
+                expected_tasks=limit["steps_total"] + limit["nes_eligible"] + len(limit["waves"]),
+                expected_flows=limit["nes_eligible"] + 1)
     finally:
         if not args.keep:
             for name in ("sim-baseline", "sim-campaign", "home-baseline", "home-campaign",

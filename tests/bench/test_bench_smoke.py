@@ -82,8 +82,8 @@ def test_memory_of_every_process(result):
 
 def test_server_recorded_every_run(result):
     recording = result["server_recording"]
-    # one task run per step plus one per subflow call; flow runs: the campaign and one per NE
-    assert recording["expected_task_runs"] == result["limit"]["steps_total"] + 4
+    # one task run per step, one per subflow call, one per wave; flow runs: the campaign and one per NE
+    assert recording["expected_task_runs"] == result["limit"]["steps_total"] + 4 + len(result["limit"]["waves"])
     assert recording["expected_flow_runs"] == 5
     assert recording["all_recorded"] is True
     assert recording["final"]["task_runs_final"] == recording["expected_task_runs"]
