@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from changeline.arguments import path_name_problem
+from changeline.devices.platforms import PLATFORMS
 from changeline.errors import InputError, Problem, credential_kind, shown
 from changeline.yamlsource import SourceMap, load_yaml_file
 
@@ -40,7 +41,7 @@ class Host:
     password_env: str | None = None
     password_secret: str | None = None
     key_file: str | None = None
-    platform: str = "changeline-sim"
+    platform: str = "changeline-ne"  # a row of devices/platforms.py
     known_hosts: str | None = None
     timeout: float = 30.0
     groups: tuple[str, ...] = ()
@@ -220,7 +221,6 @@ def load_inventory(path: str | Path) -> Inventory:
 # --- field types: one small check per connection setting -------------------------------
 # A check returns why a value is wrong (never repeating a string that could be a secret), or None.
 
-_PLATFORM = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _HOSTNAME = re.compile(r"^(?=.{1,253}$)[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?"
                        r"(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?)*\.?$")
 _USERNAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._@-]{0,63}$")
@@ -294,7 +294,14 @@ def _scalar_text_problem(value: Any) -> str | None:
     return None
 
 
-_DEFAULTS = {"port": 830, "username": "admin", "platform": "changeline-sim", "timeout": 30.0}
+def _platform_problem(value: Any) -> str | None:
+    # The platform picks the NE's driver (devices/platforms.py): an unknown one could drive nothing.
+    if isinstance(value, str) and value in PLATFORMS:
+        return None
+    return f"unknown platform {shown(value)} (known: {', '.join(PLATFORMS)})"
+
+
+_DEFAULTS = {"port": 830, "username": "admin", "platform": "changeline-ne", "timeout": 30.0}
 _FIELD_CHECKS = {
     "hostname": _hostname_problem,
     "port": _port_problem,
@@ -302,7 +309,7 @@ _FIELD_CHECKS = {
     "password_env": _pattern_problem(_ENV_NAME, "the name of an environment variable (letters, digits, '_')"),
     "password_secret": _pattern_problem(_BLOCK_NAME, "a Prefect Secret block name (lower-case letters, digits, '-')"),
     "key_file": _string_problem,
-    "platform": _pattern_problem(_PLATFORM, "a platform name (letters, digits, '.', '_', '-')"),
+    "platform": _platform_problem,
     "known_hosts": _string_problem,
     "timeout": _timeout_problem,
 }

@@ -6,7 +6,7 @@ INVENTORY_DIR is what `bench/peers/plan.py` writes under nornir/ (SimpleInventor
 defaults.yaml; each host's data holds its step parameters and wave). Per NE, in order: precheck, backup,
 baseline dial test, transfer (SFTP), install, drain, activate (through the restart), restore, dial
 test, CDR check (SFTP), KPI check, validate; the same NETCONF RPCs changeline's atoms send
-(docs/ne-protocol.md). Waves run one after another, each with Nornir's threaded runner at
+(docs/platforms.md). Waves run one after another, each with Nornir's threaded runner at
 num_workers = C; one member of a pool at a time (a lock per pool, held for the NE's whole run).
 
 Deliberately plain, as a script would be: no journal (a rerun starts over; steps skip what is already

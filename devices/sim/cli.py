@@ -22,12 +22,13 @@ import psutil
 import typer
 
 from changeline.arguments import Arguments
+from changeline.catalogue import VERSION_RE
 from changeline.errors import ChangelineError, InputError, Problem
 
 from .control import SimControl
 from .host import PASSWORD_ENV, SimHost, resolve_password
 from .images import generate_image
-from .profiles import VERSION_RE, builtin_profiles, find_type
+from .profiles import builtin_profiles, find_type
 from .topology import DEFAULT_ADDRESS_BASE, DEFAULT_CONTROL, Topology, generate_topology, load_topology
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
