@@ -7,18 +7,24 @@ One invocation measures, on the same machine minutes apart, so the ratios are fa
    same device sessions, journal and backup stores (bench/engine.py);
 2. campaign: the changeline campaign flow on a fresh standalone Prefect server;
 3. limit: the device time on the critical path, computed from the simulator profiles'
-   delays x speed and the model's waves at concurrency C (formula: bench/limit.py).
+   delays x speed and the model's waves at concurrency C (formula: bench/limit.py);
+4. peers (`--peers`, default: every one installed): the same steps as a Nornir script and as an
+   Ansible playbook (bench/peers/), with the same waves and concurrency as far as each can express
+   them; afterwards every NE's version is read back over NETCONF. Each peer's JSON says what it
+   lacks next to changeline (resume, rollback, windows, UI).
 
 Each of 1 and 2 gets a fresh simulator (`python -m changeline.devices.sim --count N`: the
 six NE types round-robin, pools of two per type, on a loopback range and control port of
 its own) and a fresh CHANGELINE_HOME; 2 also a fresh Prefect server (SQLite in its own
 PREFECT_HOME unless PREFECT_API_DATABASE_CONNECTION_URL is set). The engine of each part
 runs in its own process, whose CPU and memory are measured; RSS of the engine, the
-server and the simulator (process trees) is sampled every 0.5 s.
+server and the simulator (process trees) is sampled every 0.5 s. `cpu_s_per_ne` in the JSON
+(and the printed table) gives CPU-s per NE of every process of every part: the engine or peer
+tool, the Prefect server, the simulator, PostgreSQL.
 
     .venv/bin/python bench/campaign_bench.py --nes 200 --concurrency 50 [--speed 0.05] [--profile]
 
-Prints the result JSON (also written to bench/results/) and, last, a one-line summary.
+Prints the result JSON (also written to bench/results/), a table, and, last, a one-line summary.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import limit as limit_mod  # noqa: E402
+from bench.peers import runner as peer_runner  # noqa: E402
 from changeline.flows.server import engine_settings  # noqa: E402
 from bench.procs import (  # noqa: E402
     local_postgres,
@@ -74,8 +81,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out-dir", type=Path, default=REPO / "bench" / "results")
     parser.add_argument("--profile", action="store_true",
                         help="sample the campaign engine with py-spy; top frames go into the JSON")
-    parser.add_argument("--only", choices=("campaign", "baseline"),
+    parser.add_argument("--only", choices=("campaign", "baseline", "peers"),
                         help="run one part only (for iterating on one side; ratios are then missing)")
+    parser.add_argument("--peers", default=None, metavar="LIST",
+                        help="peers to run too, comma-separated from: " + ",".join(peer_runner.PEERS)
+                             + " (default: every one installed; 'none' for none)")
     parser.add_argument("--record-timeout", type=float, default=900.0,
                         help="seconds to wait after the campaign for the server to record every task run")
     parser.add_argument("--keep", action="store_true", help="keep simulator state and CHANGELINE_HOME dirs")
@@ -107,9 +117,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.server_env = {**SERVER_SETTINGS, **args.server_env}
     if args.nes < 1 or args.concurrency < 1:
         parser.error("--nes and --concurrency must be at least 1")
+    args.peers = choose_peers(parser, args.peers)
     if not 0 < args.speed <= MAX_SPEED:
         parser.error(f"--speed must be in (0, {MAX_SPEED:.3f}]: the slowest install must fit the 30 s RPC timeout")
     return args
+
+
+def choose_peers(parser: argparse.ArgumentParser, option: str | None) -> list[str]:
+    """--peers: the named ones (each must be runnable here), or by default every runnable one."""
+    if option is None:
+        return [p for p in peer_runner.PEERS if not peer_runner.missing_tools(p)]
+    names = [n.strip() for n in option.split(",") if n.strip() and n.strip() != "none"]
+    unknown = [n for n in names if n not in peer_runner.PEERS]
+    if unknown:
+        parser.error(f"--peers: unknown peer {', '.join(unknown)} (known: {', '.join(peer_runner.PEERS)})")
+    for name in names:
+        missing = peer_runner.missing_tools(name)
+        if missing:
+            parser.error(f"--peers: {name} needs {', '.join(missing)} (pip install -e '.[bench]'; sshpass from apt)")
+    return names
 
 
 # --- the limit ------------------------------------------------------------------------------
@@ -302,8 +328,9 @@ def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected
                     ended = time.monotonic()
                     at = recorded_runs(server.api_url)
                     # What the engine ran: every step it started, one parent task run per subflow it
-                    # called, one rollback task per NE rolled back; flow runs: the campaign and its subflows.
-                    ran_tasks = result["steps_run"] + result["subflows"] + result["rollbacks"]
+                    # called, one rollback task per NE rolled back, one per wave; flow runs: the campaign
+                    # and its subflows.
+                    ran_tasks = result["steps_run"] + result["subflows"] + result["rollbacks"] + result["waves"]
                     ran_flows = result["subflows"] + 1
                     recording.update(at_end=at, expected_task_runs=ran_tasks, expected_flow_runs=ran_flows,
                                      planned_task_runs=expected_tasks, planned_flow_runs=expected_flows)
@@ -345,6 +372,51 @@ def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected
     if database is not None:
         memory["database_pss_mb"] = _mb(sampler.stats["database"].peak_rss)
     return result, memory, recording
+
+
+def peer_part(args, work: Path, password: str, cfg: dict[str, Any], peer: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One peer on a fresh simulator of the same topology; afterwards every NE's version is read
+    back over NETCONF, whatever the peer reported."""
+    from bench.peers.plan import build_plan, write_peer_inventories
+
+    with Sampler() as sampler:
+        sim = start_simulator(work / f"sim-{peer}", nes=args.nes, speed=args.speed, password=password,
+                              types=args.types)
+        try:
+            sampler.watch("simulator", sim.proc.pid)
+            inventories = write_peer_inventories(build_plan(sim.inventory, cfg["models"], cfg["image_repo"]),
+                                                 work / f"{peer}-inventory")
+            cmd, extra_env = peer_runner.command(peer, inventories, concurrency=args.concurrency, work=work)
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "ANSIBLE_"))}
+            env.update({"CHANGELINE_NE_PASSWORD": password, **extra_env})
+            ran = peer_runner.run(cmd, env, work / f"{peer}.log", sampler=sampler, role=peer,
+                                  tag=f"{peer}-{os.getpid()}", timeout_s=args.engine_timeout)
+            sim_cpu = sampler.mark_cpu("simulator")
+            read_back = peer_runner.versions(sim.inventory, password)
+        finally:
+            sim.stop()
+    stats = sampler.stats[peer]
+    if peer == "nornir" and (work / "nornir-result.json").exists():
+        reported = json.loads((work / "nornir-result.json").read_text())
+        outcomes, own_wall = reported["nes"], reported["wall_s"]
+    else:
+        outcomes, own_wall = peer_runner.ansible_outcomes(ran.log.read_text(errors="replace")), None
+    at_target = sorted(ne for ne, version in read_back.items() if version == TO_VERSION)
+    result = {
+        "wall_s": round(ran.wall_s, 3), "own_wall_s": own_wall, "returncode": ran.returncode,
+        "counts": dict(Counter(o["status"] for o in outcomes.values())),
+        "failures": {ne: o.get("reason", "") for ne, o in outcomes.items() if o["status"] != "done"},
+        "nes_at_target_read_back": len(at_target),
+        "versions_read_back": dict(Counter(read_back.values())),
+        "cpu_s": round(ran.cpu_s_tree + stats.detached_cpu_s, 2),
+        "cpu_s_detached": round(stats.detached_cpu_s, 2),
+        "simulator_cpu_s": round(sim_cpu, 1), "simulator_startup_s": round(sim.startup_s, 1),
+        "expresses": peer_runner.EXPRESSES[peer], "lacks": peer_runner.LACKS[peer],
+        "log": str(ran.log),
+    }
+    memory = {"peer_mb": _mb(stats.peak_rss), "peer_detached_mb": _mb(stats.detached_rss),
+              "simulator_mb": _mb(sampler.stats["simulator"].peak_rss), "total_mb": _mb(sampler.peak_total)}
+    return result, memory
 
 
 def _redact(value: str) -> str:
@@ -400,7 +472,7 @@ def summarize_profile(path: Path, top: int = 20) -> dict[str, Any]:
 # --- report -----------------------------------------------------------------------------------
 
 def report(args, limit: dict, baseline: dict | None, campaign: dict | None, memory: dict,
-           recording: dict, started: datetime) -> dict[str, Any]:
+           recording: dict, started: datetime, peers: dict[str, dict] | None = None) -> dict[str, Any]:
     def ratio(a, b):
         return round(a / b, 3) if a and b else None
 
@@ -447,7 +519,12 @@ def report(args, limit: dict, baseline: dict | None, campaign: dict | None, memo
         "ratios": {"campaign_over_limit": ratio(camp_wall, limit["seconds"]),
                    "campaign_over_baseline": ratio(camp_wall, base_wall),
                    "baseline_over_limit": ratio(base_wall, limit["seconds"]),
-                   "campaign_over_ideal_dispatch_limit": ratio(camp_wall, limit["ideal_dispatch_seconds"])},
+                   "campaign_over_ideal_dispatch_limit": ratio(camp_wall, limit["ideal_dispatch_seconds"]),
+                   **{f"{name}_over_limit": ratio(part["wall_s"], limit["seconds"]) for name, part in (peers or {}).items()},
+                   **{f"campaign_over_{name}": ratio(camp_wall, part["wall_s"]) for name, part in (peers or {}).items()},
+                   **{f"baseline_over_{name}": ratio(base_wall, part["wall_s"]) for name, part in (peers or {}).items()}},
+        "peers": {name: _part(part, args.nes) for name, part in (peers or {}).items()},
+        "cpu_s_per_ne": cpu_per_ne(baseline, campaign, peers or {}, args.nes),
         "overhead": overhead,
         "memory_peak_rss_mb": memory,
         "server_recording": recording,
@@ -459,6 +536,60 @@ def report(args, limit: dict, baseline: dict | None, campaign: dict | None, memo
         },
     }
     return result
+
+
+def cpu_per_ne(baseline: dict | None, campaign: dict | None, peers: dict[str, dict], nes: int) -> dict[str, dict]:
+    """CPU-s per NE of every process of every part, so a slow CPU can be told from a slow engine:
+    the part's own process (engine or peer tool), the Prefect server, the simulator, PostgreSQL."""
+    def per(value):
+        return round(value / nes, 3) if value is not None else None
+
+    out: dict[str, dict] = {}
+    if baseline:
+        out["baseline"] = {"engine": per(baseline["cpu_s"]), "simulator": per(baseline.get("simulator_cpu_s"))}
+    if campaign:
+        out["campaign"] = {"engine": per(campaign["cpu_s"]), "server": per(campaign.get("server_cpu_s")),
+                           "simulator": per(campaign.get("simulator_cpu_s")),
+                           "database": per(campaign.get("database_cpu_s"))}
+    for name, part in peers.items():
+        out[name] = {"engine": per(part["cpu_s"]), "simulator": per(part.get("simulator_cpu_s"))}
+    for row in out.values():
+        row["total"] = round(sum(v for v in row.values() if v is not None), 3)
+    return out
+
+
+def table(res: dict[str, Any]) -> str:
+    """The printed table: one row per part, wall time, ratios, NEs done, CPU-s per NE by process,
+    and what a peer lacks next to changeline."""
+    limit_s = res["limit"]["seconds"]
+    camp = res["campaign"] or {}
+    rows = [("limit", limit_s, None, None, None, {}, "")]
+    for name in ("baseline", "campaign"):
+        part = res[name]
+        if part:
+            done = part["counts"].get("done", 0)
+            rows.append((name, part["wall_s"], part["wall_s"] / limit_s, None, done, res["cpu_s_per_ne"][name], ""))
+    for name, part in res["peers"].items():
+        lacks = ", ".join(k for k in part["lacks"])
+        rows.append((name, part["wall_s"], part["wall_s"] / limit_s,
+                     camp["wall_s"] / part["wall_s"] if camp else None, part["nes_at_target_read_back"],
+                     res["cpu_s_per_ne"][name], lacks))
+
+    def num(value, fmt):
+        return format(value, fmt) if value is not None else "-"
+
+    head = (f"{'part':<9} {'wall s':>8} {'/limit':>7} {'changeline/':>11} {'NEs at':>6}  CPU-s per NE: {'engine':>7} "
+            f"{'server':>7} {'sim':>6} {'db':>6} {'total':>6}  lacks")
+    lines = [head, f"{'':<9} {'':>8} {'':>7} {'this':>11} {'target':>6}"]
+    for name, wall, over_limit, camp_over, done, cpu, lacks in rows:
+        lines.append(f"{name:<9} {wall:>8.1f} {num(over_limit, '.3f'):>7} {num(camp_over, '.3f'):>11} "
+                     f"{num(done, 'd'):>6}  {'':>13} {num(cpu.get('engine'), '.3f'):>7} {num(cpu.get('server'), '.3f'):>7} "
+                     f"{num(cpu.get('simulator'), '.3f'):>6} {num(cpu.get('database'), '.3f'):>6} "
+                     f"{num(cpu.get('total'), '.3f'):>6}  {lacks}")
+    lines.append(f"(N={res['params']['nes']} C={res['params']['concurrency']}; 'engine' is the part's own "
+                 "process: changeline's engine, the Nornir script, or ansible-playbook with its workers and "
+                 "ansible-connection daemons; 'NEs at target' for peers is read back over NETCONF)")
+    return "\n".join(lines)
 
 
 def _part(part: dict | None, nes: int) -> dict | None:
@@ -492,7 +623,10 @@ def summary_line(res: dict[str, Any]) -> str:
                   + (f" + PostgreSQL (PSS) {mem['database_pss_mb']}" if "database_pss_mb" in mem else "")
                   + f" = {mem.get('total_mb')} MiB;",
                   f"task runs recorded at end {rec['at_end']['task_runs_final']}/{rec['expected_task_runs']}, "
-                  f"all after {rec.get('seconds_until_all_recorded')} s"]
+                  f"all after {rec.get('seconds_until_all_recorded')} s;"]
+    for name, peer in res["peers"].items():
+        parts.append(f"{name} {peer['wall_s']:.1f} s ({peer['nes_at_target_read_back']}/{p['nes']} at target, "
+                     f"{peer['cpu_s_per_ne']:.3f} CPU-s/NE), campaign/{name} {r.get(f'campaign_over_{name}')};")
     return " ".join(parts)
 
 
@@ -510,6 +644,7 @@ def main(argv: list[str] | None = None) -> int:
     image_bytes = make_images(work / "images", args.types, args.image_kb)
     cfg = {"models": MODELS, "image_repo": str(work / "images"), "concurrency": args.concurrency}
     baseline = campaign = None
+    peers: dict[str, dict[str, Any]] = {}
     memory: dict[str, Any] = {}
     recording: dict[str, Any] = {}
     limit: dict[str, Any] | None = None
@@ -519,16 +654,22 @@ def main(argv: list[str] | None = None) -> int:
         args.engine_timeout = max(600.0, 20 * limit["seconds"])
         if args.only in (None, "baseline"):
             baseline, memory["baseline"] = baseline_part(args, work, password, cfg)
+        if args.only in (None, "peers"):
+            for peer in args.peers:
+                peers[peer], memory[peer] = peer_part(args, work, password, cfg, peer)
         if args.only in (None, "campaign"):
             campaign, memory["campaign"], recording = campaign_part(
                 args, work, password, cfg,
-                # one task run per step, plus the one Prefect records in the parent for each subflow call
-                expected_tasks=limit["steps_total"] + limit["nes_eligible"], expected_flows=limit["nes_eligible"] + 1)
+                # one task run per step, plus the one Prefect records in the parent for each subflow
+                # call, plus one per wave
+                expected_tasks=limit["steps_total"] + limit["nes_eligible"] + len(limit["waves"]),
+                expected_flows=limit["nes_eligible"] + 1)
     finally:
         if not args.keep:
-            for name in ("sim-baseline", "sim-campaign", "home-baseline", "home-campaign"):
+            for name in ("sim-baseline", "sim-campaign", "home-baseline", "home-campaign",
+                         *(f"sim-{p}" for p in args.peers)):
                 shutil.rmtree(work / name, ignore_errors=True)
-    result = report(args, limit, baseline, campaign, memory, recording, started)
+    result = report(args, limit, baseline, campaign, memory, recording, started, peers)
     result["work_dir"] = str(work)
     line = summary_line(result)
     result["summary"] = line
@@ -536,6 +677,7 @@ def main(argv: list[str] | None = None) -> int:
     (work / "result.json").write_text(text)
     (args.out_dir / f"campaign-n{args.nes}-c{args.concurrency}.json").write_text(text)
     print(text)
+    print(table(result))
     print(line)
     return 0
 

@@ -301,6 +301,7 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
             "threads_at_end": threading.active_count(),
             "threads_at_end_by_name": _thread_names(),
             "subflows": sum(1 for t in stamps.ne.values() if "call" in t),
+            "waves": len(stamps.waves),  # the campaign records one task run per wave
             **stamps.analyse(summary["nes"], began, ended),
             "api_requests": calls.summary(len(summary["nes"])),
             "stamps": {ne: {k: round(v - began, 3) for k, v in t.items()} for ne, t in stamps.ne.items()}}

@@ -193,15 +193,24 @@ def _tree(pid: int) -> list[psutil.Process]:
         return []
 
 
+TAG_ENV = "CHANGELINE_BENCH_TAG"
+
+
 @dataclass
 class RoleStats:
     peak_rss: int = 0
+    detached_rss: int = 0  # peak RSS of the role's detached processes (watch_detached)
     cpu_first: dict[int, float] = field(default_factory=dict)   # pid -> cpu seconds when first seen
     cpu_last: dict[int, float] = field(default_factory=dict)    # pid -> cpu seconds when last seen
+    detached_cpu: dict[tuple[int, float], float] = field(default_factory=dict)  # (pid, born) -> cpu seconds
 
     @property
     def cpu_s(self) -> float:
         return sum(self.cpu_last[p] - self.cpu_first[p] for p in self.cpu_last)
+
+    @property
+    def detached_cpu_s(self) -> float:
+        return sum(self.detached_cpu.values())
 
 
 class Sampler:
@@ -214,6 +223,8 @@ class Sampler:
         self.interval = interval
         self.roles: dict[str, int] = {}
         self._pss: set[str] = set()
+        self._detached: dict[str, tuple[str, float]] = {}  # role -> (tag, watched since)
+        self._tag_of: dict[tuple[int, float], str | None] = {}  # (pid, born) -> its TAG_ENV value
         self.stats: dict[str, RoleStats] = {}
         self.peak_total = 0
         self.samples = 0
@@ -231,10 +242,21 @@ class Sampler:
             self.stats.setdefault(role, RoleStats())
         self.sample()
 
+    def watch_detached(self, role: str, tag: str) -> None:
+        """Also count, under `role`, processes that left its process tree (daemons such as
+        Ansible's persistent `ansible-connection`, re-parented to init): children of init born
+        since now whose environment holds TAG_ENV=tag (only that variable is read); their CPU
+        counts from 0, since they were born during the role's run."""
+        with self._lock:
+            self._detached[role] = (tag, time.time() - 1.0)
+            self.stats.setdefault(role, RoleStats())
+        self.sample()
+
     def unwatch(self, role: str) -> None:
         self.sample()
         with self._lock:
             self.roles.pop(role, None)
+            self._detached.pop(role, None)
 
     def __enter__(self) -> "Sampler":
         self._thread.start()
@@ -266,8 +288,35 @@ class Sampler:
                     stats.cpu_last[proc.pid] = cpu
                 stats.peak_rss = max(stats.peak_rss, rss)
                 total += rss
+            total += self._sample_detached()
             self.peak_total = max(self.peak_total, total)
             self.samples += 1
+
+    def _sample_detached(self) -> int:
+        if not self._detached:
+            return 0
+        by_tag = {tag: role for role, (tag, _) in self._detached.items()}
+        since = min(born for _, born in self._detached.values())
+        rss_by_role: dict[str, int] = dict.fromkeys(self._detached, 0)
+        for proc in psutil.process_iter(["ppid", "create_time"]):
+            if proc.info["ppid"] != 1 or (proc.info["create_time"] or 0) < since:
+                continue
+            key = (proc.pid, proc.info["create_time"])
+            try:
+                if key not in self._tag_of:
+                    self._tag_of[key] = proc.environ().get(TAG_ENV)
+                role = by_tag.get(self._tag_of[key])
+                if role is None:
+                    continue
+                with proc.oneshot():
+                    times = proc.cpu_times()
+                    rss_by_role[role] += proc.memory_info().rss
+            except psutil.Error:
+                continue
+            self.stats[role].detached_cpu[key] = times.user + times.system
+        for role, rss in rss_by_role.items():
+            self.stats[role].detached_rss = max(self.stats[role].detached_rss, rss)
+        return sum(rss_by_role.values())
 
     def mark_cpu(self, role: str) -> float:
         """CPU seconds the role used since it was first sampled."""

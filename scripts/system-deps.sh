@@ -5,6 +5,7 @@
 #   chromium                 - headless browser checks of the Prefect UI and the reports
 #   libyang-tools, openssh-client - yanglint validates NE replies against the YANG modules;
 #                              `ssh -s netconf` is a third-party NETCONF client in the suite
+#   sshpass                  - the bench's Ansible peer feeds the NE password to OpenSSH sftp from the environment
 set -euo pipefail
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
@@ -13,6 +14,7 @@ command -v netconfd >/dev/null || need+=(netconfd)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v yanglint >/dev/null || need+=(libyang-tools)
 command -v ssh >/dev/null || need+=(openssh-client)
+command -v sshpass >/dev/null || need+=(sshpass)
 if [ "${CHANGELINE_BROWSER_TESTS:-1}" = 1 ]; then command -v chromium >/dev/null || need+=(chromium); fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing packages: ${need[*]} (run as root or install them)" >&2; exit 1; fi

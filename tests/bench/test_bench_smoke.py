@@ -14,21 +14,26 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.prefect, pytest.mark.slow, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.prefect, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
+    # --peers named: a machine without a peer's tools fails here instead of skipping it quietly
     run = subprocess.run([sys.executable, str(REPO / "bench" / "campaign_bench.py"), "--nes", "4",
-                          "--concurrency", "2", "--speed", "0.01", "--out-dir", str(out), "--profile"],
-                         capture_output=True, text=True, timeout=840, cwd=REPO)
+                          "--concurrency", "2", "--speed", "0.01", "--out-dir", str(out), "--profile",
+                          "--peers", "nornir,ansible"],
+                         capture_output=True, text=True, timeout=1740, cwd=REPO)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    lines = run.stdout.strip().splitlines()
-    printed = json.loads("\n".join(lines[:-1]))
+    text = run.stdout.strip()
+    json_end = text.index("\n}\n") + 2  # the JSON, then the table, then the summary line
+    printed = json.loads(text[:json_end])
     stored = json.loads((out / "campaign-n4-c2.json").read_text())
     assert printed == stored
-    assert lines[-1] == stored["summary"]
+    rest = text[json_end:].strip().splitlines()
+    assert rest[-1] == stored["summary"]
+    stored["_table"] = rest[:-1]
     return stored
 
 
@@ -77,10 +82,41 @@ def test_memory_of_every_process(result):
 
 def test_server_recorded_every_run(result):
     recording = result["server_recording"]
-    # one task run per step plus one per subflow call; flow runs: the campaign and one per NE
-    assert recording["expected_task_runs"] == result["limit"]["steps_total"] + 4
+    # one task run per step, one per subflow call, one per wave; flow runs: the campaign and one per NE
+    assert recording["expected_task_runs"] == result["limit"]["steps_total"] + 4 + len(result["limit"]["waves"])
     assert recording["expected_flow_runs"] == 5
     assert recording["all_recorded"] is True
     assert recording["final"]["task_runs_final"] == recording["expected_task_runs"]
     assert recording["seconds_until_all_recorded"] >= 0
     assert 0 <= recording["at_end"]["task_runs_final"] <= recording["expected_task_runs"]
+
+
+def test_peers_changed_every_ne(result):
+    """Each peer ran on its own simulator, and every NE was read back over NETCONF on the target
+    version afterwards (by the bench, not taken from the peer's word)."""
+    for name in ("nornir", "ansible"):
+        peer = result["peers"][name]
+        assert peer["returncode"] == 0, (name, peer["failures"])
+        assert peer["counts"] == {"done": 4}, (name, peer)
+        assert peer["nes_at_target_read_back"] == 4 and peer["versions_read_back"] == {"1.3.0": 4}, peer
+        assert peer["wall_s"] >= 0.95 * result["limit"]["seconds"]  # nothing beats the device time
+        assert set(peer["lacks"]) == {"resume", "rollback", "windows", "ui"}
+        ratios = result["ratios"]
+        assert ratios[f"campaign_over_{name}"] == pytest.approx(result["campaign"]["wall_s"] / peer["wall_s"], rel=0.01)
+        assert ratios[f"{name}_over_limit"] == pytest.approx(peer["wall_s"] / result["limit"]["seconds"], rel=0.01)
+    # Ansible's NETCONF sessions live in detached ansible-connection daemons: their CPU is counted
+    assert result["peers"]["ansible"]["cpu_s_detached"] > 0
+
+
+def test_cpu_per_ne_of_every_process(result):
+    cpu = result["cpu_s_per_ne"]
+    assert set(cpu) == {"baseline", "campaign", "nornir", "ansible"}
+    for part in ("campaign", "baseline", "nornir", "ansible"):
+        assert cpu[part]["engine"] > 0 and cpu[part]["simulator"] > 0, cpu
+        assert cpu[part]["total"] >= cpu[part]["engine"] + cpu[part]["simulator"] - 0.002
+    assert cpu["campaign"]["server"] > 0
+    assert cpu["campaign"]["engine"] == pytest.approx(result["campaign"]["cpu_s"] / 4, abs=0.01)
+    table = "\n".join(result["_table"])
+    for part in ("limit", "baseline", "campaign", "nornir", "ansible"):
+        assert any(line.startswith(part) for line in result["_table"]), table
+    assert "resume, rollback, windows, ui" in table
