@@ -93,9 +93,6 @@ class Journal:
         )
         return int(cur.lastrowid)
 
-    def set_undo(self, entry_id: int, undo: dict[str, Any]) -> None:
-        self._conn().execute("UPDATE steps SET undo=? WHERE id=?", (json.dumps(undo), entry_id))
-
     def finish(self, entry_id: int, status: str, result: dict[str, Any] | None = None) -> None:
         self._conn().execute(
             "UPDATE steps SET status=?, result=?, finished_at=? WHERE id=?",
@@ -123,12 +120,6 @@ class Journal:
         """Mutating steps that started (done or caught mid-way) and are not undone yet, newest first."""
         return [e for e in reversed(self.entries(run_id, ne))
                 if e.undo is not None and e.status in ("started", "done", "failed", "undo-failed")]
-
-    def last_status(self, run_id: str, ne: str, step: str) -> str | None:
-        row = self._conn().execute(
-            "SELECT status FROM steps WHERE run_id=? AND ne=? AND step=? ORDER BY id DESC LIMIT 1",
-            (run_id, ne, step)).fetchone()
-        return row[0] if row else None
 
     def put_baseline(self, run_id: str, ne: str, key: str, value: Any) -> None:
         self._conn().execute("INSERT OR REPLACE INTO baselines(run_id, ne, key, value) VALUES (?,?,?,?)",

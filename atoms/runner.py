@@ -7,13 +7,33 @@ benchmark baseline calls them directly, so both measure the same device work.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema
 
 from changeline.atoms import load
 from changeline.atoms.base import AtomContext, AtomResult, scaled_timeout
-from changeline.errors import ChangelineError, InputError, Problem, Retry, RollbackFailed, StepTimeout, TransientError
+from changeline.errors import ChangelineError, InputError, Problem, RollbackFailed, StepTimeout, TransientError
+
+
+@dataclass
+class Retry:
+    """Backoff for transient errors, as the delays between attempts. It sits beside `execute`
+    and `undo_run`, the only code that reads it; callers pass one to change the attempts."""
+
+    attempts: int = 5
+    first_delay: float = 0.5
+    factor: float = 2.0
+    max_delay: float = 10.0
+    delays: list[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        d, out = self.first_delay, []
+        for _ in range(max(self.attempts - 1, 0)):
+            out.append(min(d, self.max_delay))
+            d *= self.factor
+        self.delays = out
 
 
 def check_args(atom: str, args: dict[str, Any], *, where: str = "") -> dict[str, Any]:

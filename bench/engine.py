@@ -312,7 +312,6 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
     from changeline.atoms import runner
     from changeline.atoms.base import AtomContext
-    from changeline.errors import Retry
     from changeline.devices.inventory import load_inventory
     from changeline.devices.session import DeviceSession, Endpoint
     from changeline.flows import stores
@@ -357,7 +356,7 @@ def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
                     journal.set_ne_status(campaign_id, host.name, "running", f"step {step.name}")
                     started = time.time()
                     result = runner.execute(step.atom, ctx, step.args, timeout_s=step.timeout_s,
-                                            retry=Retry(attempts=step.retries + 1)).to_dict()
+                                            retry=runner.Retry(attempts=step.retries + 1)).to_dict()
                     out["steps"].append({"name": step.name, "status": "done", "duration_s": time.time() - started})
                     journal.record_step(campaign_id, host.name, step.name, "done", result)
                 out["status"], out["reason"] = "done", "reached target"

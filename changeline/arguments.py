@@ -111,12 +111,15 @@ class Arguments:
         if value is not None and not _DEPLOYMENT.match(value):
             self.problem(option, f"{quoted(value)} is not FLOW/DEPLOYMENT (e.g. ne-change/worker)")
 
-    def params(self, option: str, pairs: list[str] | None) -> dict[str, str]:
+    def params(self, option: str, pairs: list[str] | tuple[str, ...] | None) -> dict[str, str]:
+        """`["k=v", ...]` as a dict of strings (typed later by the model's parameter types);
+        a value may itself hold '=' (`url=sip:x=y`)."""
         out: dict[str, str] = {}
         for pair in pairs or []:
             key, sep, value = pair.partition("=")
             if not sep or not key.strip():
-                self.problem(option, "expected KEY=VALUE, got a value without '=' or without a key")
+                self.problem(option, f"expected KEY=VALUE: {quoted(pair)} is not NAME=VALUE "
+                                     "(no '=', or nothing before it)")
                 continue
             out[key.strip()] = value
         return out
@@ -133,3 +136,11 @@ class Arguments:
         if end <= now:
             self.problem(option, f"{end.isoformat()} is not in the future (now {now:%Y-%m-%dT%H:%M:%S%z})")
         return end
+
+
+def parse_param_args(pairs: list[str] | tuple[str, ...], option: str = "--param") -> dict[str, str]:
+    """`--param KEY=VALUE ...` for a command that has no other options to check with it."""
+    args = Arguments()
+    values = args.params(option, pairs)
+    args.done()
+    return values

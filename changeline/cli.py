@@ -1,21 +1,19 @@
 """The `changeline` command: one entry point, sub-commands per area.
 
-Every expected failure is a `ChangelineError` and ends as a readable message with the
-error's exit code (changeline/errors.py: 2 bad input, 3 could not be carried out); a command
+Every expected failure is a `ChangelineError` (or, under `changeline sim`, the simulator's
+own `SimError`) and ends as a readable message with the error's exit code (changeline/errors.py: 2 bad input, 3 could not be carried out); a command
 that ran its work exits 0 only if every targeted NE reached its target, 1 otherwise.
 A traceback means a bug (exit 70).
 """
 
 from __future__ import annotations
 
-import io
 import sys
-import traceback
 
 import typer
 
-from changeline.errors import (EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, ChangelineError,
-                               InputError, redact)
+from changeline.entrypoint import run_app
+from changeline.errors import ChangelineError
 
 app = typer.Typer(
     name="changeline",
@@ -55,52 +53,12 @@ def _mount_subcommands() -> None:
     app.command("demo")(demo)
 
 
-MAX_SHOWN_PROBLEMS = 200
-
-
-def report_error(err: ChangelineError) -> None:
-    if isinstance(err, InputError):
-        # Thousands of lines help nobody (a bad default repeated per host): the first ones do.
-        for problem in err.problems[:MAX_SHOWN_PROBLEMS]:
-            typer.echo(str(problem), err=True)
-        hidden = len(err.problems) - MAX_SHOWN_PROBLEMS
-        more = f" (the first {MAX_SHOWN_PROBLEMS} shown, {hidden:,} more)" if hidden > 0 else ""
-        typer.echo(f"{len(err.problems)} problem(s) found{more}", err=True)
-    else:
-        typer.echo(f"error: {redact(err.reason)}", err=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     _mount_subcommands()
-    return run_app(app, argv)
+    # `changeline sim ...` runs the simulator's commands, which raise its own error root.
+    from changeline.devices.sim.errors import SimError
 
-
-def run_app(command, argv: list[str] | None, **kwargs) -> int:
-    """Run a typer app and turn its outcome into the documented exit code (also for the
-    `python -m changeline.models` and `python -m changeline.devices.sim` entry points)."""
-    # typer bundles its own click: take click's exception classes from typer itself.
-    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-    try:
-        # Without standalone mode click returns the code of a `typer.Exit` instead of exiting.
-        code = command(args=argv, standalone_mode=False, **kwargs)
-    except ChangelineError as err:
-        report_error(err)
-        return err.exit_code
-    except typer.Exit as ex:
-        return ex.exit_code
-    except (typer.Abort, KeyboardInterrupt):
-        typer.echo("aborted", err=True)
-        return EXIT_INTERRUPTED
-    except click_exception as ex:  # usage errors: unknown option, a value of the wrong type
-        shown = io.StringIO()  # click repeats the bad value: mask any credential in it
-        ex.show(file=shown)
-        typer.echo(redact(shown.getvalue()), err=True, nl=False)
-        return ex.exit_code if ex.exit_code else EXIT_BAD_INPUT
-    except Exception:  # noqa: BLE001 - a bug: show it whole, with an exit code no expected outcome uses
-        typer.echo(redact(traceback.format_exc()), err=True)
-        typer.echo("internal error: this is a bug in changeline; please report the traceback above", err=True)
-        return EXIT_INTERNAL
-    return code if isinstance(code, int) else EXIT_OK
+    return run_app(app, argv, expected=(ChangelineError, SimError))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 # --- exit codes: what a scheduler or pipeline calling `changeline` can rely on -------------
@@ -226,24 +226,3 @@ class BackupError(ChangelineError):
 class RollbackFailed(ChangelineError):
     """A rollback ran but the NE is not verifiably back where it started."""
 
-
-class WindowClosed(ChangelineError):
-    """The change window cannot fit this work; it is deferred, not attempted."""
-
-
-@dataclass
-class Retry:
-    """Backoff policy for transient errors (pure data so flows and atoms share it)."""
-
-    attempts: int = 5
-    first_delay: float = 0.5
-    factor: float = 2.0
-    max_delay: float = 10.0
-    delays: list[float] = field(init=False)
-
-    def __post_init__(self) -> None:
-        d, out = self.first_delay, []
-        for _ in range(max(self.attempts - 1, 0)):
-            out.append(min(d, self.max_delay))
-            d *= self.factor
-        self.delays = out

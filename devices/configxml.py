@@ -10,6 +10,8 @@ import difflib
 
 from lxml import etree
 
+# The one spelling of the NETCONF base namespace (RFC 6241): session.py and the edit-config
+# logic (datastore.py, which the simulator serves its datastores with) take it from here.
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 _PARSER = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True)
 

@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator
 
 from lxml import etree
 
+from changeline.devices.configxml import NC_NS
 from changeline.errors import ChangelineError
 
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 CONFIG_TAG = f"{{{NC_NS}}}config"
 OPERATION_ATTR = f"{{{NC_NS}}}operation"
 EDIT_OPERATIONS = ("merge", "replace", "create", "delete", "remove")

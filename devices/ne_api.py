@@ -20,7 +20,6 @@ if TYPE_CHECKING:  # the platform table imports this module without opening sess
     from changeline.devices.session import DeviceSession
 
 NS = NE_NAMESPACE
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 CDR_DIR = "/cdr"
 IMAGE_DIR = "/images"
 

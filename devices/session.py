@@ -30,6 +30,7 @@ from ncclient.operations.errors import TimeoutExpiredError
 from ncclient.transport import errors as nc_errors
 from ncclient.xml_ import to_ele
 
+from changeline.devices.configxml import NC_NS
 from changeline.errors import (
     AuthenticationError,
     CommandError,
@@ -48,8 +49,6 @@ log = logging.getLogger("changeline.session")
 # it and report its reason once (a DeviceError), so its own copy would only bury that reason.
 for _channel in ("paramiko.transport", "ncclient.transport.ssh"):
     logging.getLogger(_channel).setLevel(logging.CRITICAL)
-
-NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
 # ncclient's session thread only looks at its send queue once per TICK (0.1 s by
 # default), which adds ~90 ms to every RPC on an idle session (../shared/MACHINE.md).
@@ -346,24 +345,6 @@ class DeviceSession:
                 except Exception:
                     pass
 
-    def wait_until_reachable(self, *, timeout: float, interval: float = 0.2) -> float:
-        """Poll until a NETCONF session opens (after a restart); returns the seconds waited."""
-        start = time.monotonic()
-        delay = interval
-        last: Exception | None = None
-        while True:
-            self.reconnect()
-            try:
-                self.netconf
-                return time.monotonic() - start
-            except (ConnectError, SessionDropped, DeviceTimeout) as err:
-                last = err
-            if time.monotonic() - start + delay > timeout:
-                raise DeviceTimeout(f"not reachable within {timeout:.0f} s (last: {last.reason if last else '?'})",
-                                    host=self.endpoint.name)
-            time.sleep(delay)
-            delay = min(delay * 1.5, 2.0)
-
     # --- NETCONF ---------------------------------------------------------------------
 
     @property
@@ -584,14 +565,6 @@ class DeviceSession:
             self._close_ssh()
             raise _map_ssh_error(err, self.endpoint, "SFTP put") from err
         return size
-
-    def get_file(self, remote: str, local: str | Path) -> int:
-        try:
-            self.sftp.get(remote, str(local))
-        except Exception as err:
-            self._close_ssh()
-            raise _map_ssh_error(err, self.endpoint, "SFTP get") from err
-        return os.path.getsize(local)
 
     def read_file(self, remote: str) -> bytes:
         try:

@@ -105,6 +105,15 @@ def _names(nes: list[str]) -> str:
     return ", ".join(nes[:5]) + (f" and {len(nes) - 5} more" if len(nes) > 5 else "")
 
 
+def connect_to_prefect(port: int | None = None) -> str:
+    """A healthy Prefect server for this process (started if none answers), with expected
+    errors kept out of its run logs' tracebacks; returns its API URL. Call it before
+    anything imports Prefect: Prefect reads PREFECT_API_URL once, at import."""
+    api = ensure_server(port)
+    quiet_expected_errors()
+    return api
+
+
 def _check_deployment(name: str | None, api: str) -> None:
     """`--on-workers` must name a deployment the server knows, or every NE would fail with
     Prefect's bare "not found"."""
@@ -146,10 +155,8 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
                  pause_timeout_s: int, lock_wait_s: float = 30.0, ne_deployment: str | None = None,
                  quiet: bool = False) -> dict:
     names = [h.name for h in preflight(models, inventory, targets, params)]
-    # Before Prefect is imported: it reads PREFECT_API_URL once, at import.
-    api = ensure_server()
+    api = connect_to_prefect()
     _check_deployment(ne_deployment, api)
-    quiet_expected_errors()
     from changeline.flows.campaign import campaign
 
     typer.echo(f"Prefect UI: {ui_url(api)}")
@@ -248,8 +255,7 @@ def rollback(
 ) -> None:
     """Restore NEs from journal and backups, and verify them; exit 0 only if every NE is verifiably back."""
     check_rollback_arguments(inventory, campaign_id, ne or [])
-    api = ensure_server()  # before Prefect is imported: it reads PREFECT_API_URL once, at import
-    quiet_expected_errors()
+    api = connect_to_prefect()
     from changeline.flows.rollback_flow import rollback as rollback_flow
 
     state = rollback_flow(inventory=str(Path(inventory).resolve()), campaign_id=campaign_id, nes=ne or None,
@@ -310,8 +316,7 @@ def serve(
     """Start/attach the Prefect server and serve the campaign, rollback and per-NE worker deployments."""
     check_serve_arguments(port=port, model=model, inventory=inventory, targets=targets, cron=cron,
                           timezone_name=timezone_name, window_minutes=window_minutes, limit=limit)
-    api = ensure_server(port)
-    quiet_expected_errors()  # before Prefect is imported: it reads PREFECT_API_URL once, at import
+    api = connect_to_prefect(port)
     from prefect import serve as prefect_serve
     from prefect.schedules import Cron
 

@@ -28,7 +28,7 @@ from changeline.atoms import runner
 from changeline.atoms.base import AtomContext
 from changeline.devices.inventory import Host, load_inventory
 from changeline.devices.session import DeviceSession, Endpoint
-from changeline.errors import ChangelineError, Retry
+from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
 
 
@@ -86,7 +86,7 @@ def atom_step(atom: str, args: dict[str, Any], ctx: AtomContext, retries: int | 
     logger = get_run_logger()
     try:
         result = runner.execute(atom, ctx, args, timeout_s=timeout_s,
-                                retry=None if retries is None else Retry(attempts=retries + 1)).to_dict()
+                                retry=None if retries is None else runner.Retry(attempts=retries + 1)).to_dict()
     except ChangelineError as err:
         logger.warning("%s failed: %s", atom, err.reason)
         return Failed(message=err.reason, data={"reason": err.reason, "evidence": err.evidence or {}})

@@ -7,13 +7,12 @@ import sys
 
 import typer
 
+from changeline.entrypoint import run_app
 from changeline.models.cli import app as models_app
 from changeline.models.cli import plan as plan_command
 
 
 def main(argv: list[str] | None = None) -> int:
-    from changeline.cli import run_app
-
     root = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
     root.add_typer(models_app, name="models")
     root.command("plan")(plan_command)

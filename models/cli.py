@@ -19,9 +19,10 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from changeline.arguments import parse_param_args
 from changeline.devices.inventory import Host, load_inventory
 from changeline.errors import InputError, Problem
-from changeline.models.compile import CampaignPlan, NEPlan, format_duration, parse_param_args, plan_campaign
+from changeline.models.compile import CampaignPlan, NEPlan, format_duration, plan_campaign
 from changeline.models.library import MODEL_REF, Library
 from changeline.models.model import Model
 from changeline.models.validate import load_model
@@ -140,7 +141,7 @@ def plan(
     model: Annotated[str, typer.Argument(help="Model file, or NAME[@VERSION] from the library.")],
     inventory: Annotated[Path, typer.Option("--inventory", "-i", help="Inventory YAML.")],
     targets: Annotated[str, typer.Option("--targets", "-t", help="Selector, e.g. 'type=AMF site=sh-1' or 'all'.")],
-    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="NAME=VALUE (repeatable).")] = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Model parameter KEY=VALUE (repeatable).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
     no_device: Annotated[bool, typer.Option("--no-device", help="Do not read the NEs (no config diffs).")] = False,
     on_anomaly: Annotated[Optional[str], typer.Option(

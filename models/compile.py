@@ -50,7 +50,7 @@ from changeline.yamlsource import FieldPath
 
 __all__ = [
     "CampaignPlan", "Ineligible", "NEPlan", "RollbackPlan", "Step", "Wave", "WavePlan",
-    "compile_for_host", "eligibility", "load_model", "parse_param_args", "plan_campaign",
+    "compile_for_host", "eligibility", "load_model", "plan_campaign",
     "plan_waves", "resolve_params",
 ]
 
@@ -137,21 +137,6 @@ def eligibility(model: Model, host: Host) -> str | None:
     elif model.versions and version not in model.versions:
         return f"runs {version or 'an unknown version'}; the change applies to {', '.join(model.versions)}"
     return None
-
-
-def parse_param_args(pairs: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """`["k=v", ...]` from the command line as a dict of strings (typed by resolve_params)."""
-    out: dict[str, str] = {}
-    problems = []
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            problems.append(Problem("--param", 0, 0, "", f"{pair!r} is not NAME=VALUE"))
-            continue
-        out[name.strip()] = value
-    if problems:
-        raise InputError(problems)
-    return out
 
 
 def resolve_params(model: Model, given: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -72,17 +72,9 @@ class _Rendered:
 
     def known(self, *keys: str | int) -> Any:
         """The rendered value at `keys` inside `with`, or _UNKNOWN."""
-        value: Any = self.args
-        for depth, key in enumerate(keys):
-            if tuple(keys[:depth + 1]) in self.unknown:
-                return _UNKNOWN
-            if isinstance(value, dict) and key in value:
-                value = value[key]
-            elif isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
-                value = value[key]
-            else:
-                return None
-        return value
+        if any(tuple(keys[:depth + 1]) in self.unknown for depth in range(len(keys))):
+            return _UNKNOWN
+        return _get(self.args, keys)
 
 
 def lint(raw: Any, source: SourceMap, *, registry: dict[str, ModuleType], catalogue: dict[str, Any]) -> list[Problem]:
@@ -634,6 +626,7 @@ def _strings(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
 
 
 def _get(value: Any, path: FieldPath) -> Any:
+    """The value at `path` (mapping keys, list indexes), or None where there is none."""
     for key in path:
         if isinstance(value, dict) and key in value:
             value = value[key]

@@ -32,6 +32,8 @@ from jinja2 import (ChainableUndefined, StrictUndefined, TemplateError, Template
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from changeline.errors import EXIT_BAD_INPUT, ChangelineError
+
 ROOTS = ("params", "host", "model", "target", "software")
 HOST_FIELDS = frozenset({"name", "hostname", "data", "ne_type", "software_version", "pool", "tags", "groups"})
 MODEL_FIELDS = frozenset({"name", "version", "kind", "description", "owner"})
@@ -254,8 +256,11 @@ def reference_problems(text: str, *, param_names: set[str], upgrade: bool, expre
     return problems
 
 
-class RenderError(Exception):
-    """A template failed to render; `undefined` when it needed a value not known yet."""
+class RenderError(ChangelineError):
+    """A template failed to render; `undefined` when it needed a value not known yet.
+    Lint and compile turn it into a located Problem; one that escapes is still the model's fault."""
+
+    exit_code = EXIT_BAD_INPUT
 
     def __init__(self, message: str, *, undefined: bool = False, syntax: bool = False) -> None:
         super().__init__(message)

@@ -23,9 +23,10 @@ import typer
 
 from changeline.arguments import Arguments
 from changeline.catalogue import VERSION_RE
-from changeline.errors import ChangelineError, InputError, Problem
+from changeline.errors import InputError, Problem
 
 from .control import SimControl
+from .errors import SimError
 from .host import PASSWORD_ENV, SimHost, resolve_password
 from .images import generate_image
 from .profiles import builtin_profiles, find_type
@@ -103,13 +104,13 @@ def start_background(argv: list[str], state_dir: Path, password: str) -> dict:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             tail = log_path.read_text(errors="replace").strip().splitlines()[-15:]
-            raise ChangelineError("the simulator exited while starting:\n" + "\n".join(tail))
+            raise SimError("the simulator exited while starting:\n" + "\n".join(tail))
         info = read_sim_json(state_dir)
         if info and info.get("pid") == process.pid:
             return info
         time.sleep(0.1)
     process.terminate()
-    raise ChangelineError(f"the simulator was not ready after {READY_TIMEOUT_S:.0f} s; see {log_path}")
+    raise SimError(f"the simulator was not ready after {READY_TIMEOUT_S:.0f} s; see {log_path}")
 
 
 MAX_COUNT = 10_000  # 127.0.1.x onwards; a simulator of more NEs is a typo, not a test
@@ -155,8 +156,8 @@ def up(
     state_dir = state_dir.resolve()
     running = read_sim_json(state_dir)
     if running:
-        raise ChangelineError(f"a simulator already runs in {state_dir} (pid {running['pid']}); "
-                              "stop it with `changeline sim down`")
+        raise SimError(f"a simulator already runs in {state_dir} (pid {running['pid']}); "
+                       "stop it with `changeline sim down`")
     password = resolve_password(state_dir, dict(os.environ))
     if foreground:
         run_foreground(topo, state_dir, password)
@@ -181,7 +182,7 @@ def status(state_dir: Path = typer.Option(DEFAULT_STATE_DIR, "--state-dir")) -> 
     state_dir = state_dir.resolve()
     info = read_sim_json(state_dir)
     if info is None:
-        raise ChangelineError(f"no simulator runs in {state_dir}")
+        raise SimError(f"no simulator runs in {state_dir}")
     nes = SimControl(info["control_url"]).nes()
     counts: dict[str, int] = {}
     for ne in nes:

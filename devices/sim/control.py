@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from changeline.catalogue import SEVERITIES
-from changeline.errors import ChangelineError
 
+from .errors import SimError
 from .faults import dial_failure, validate_fault
 from .ne_xml import KNOWN_RPCS
 
@@ -198,7 +198,7 @@ class ControlServer:
         return route(self._host, method.upper(), path, body)
 
 
-class SimControlError(ChangelineError):
+class SimControlError(SimError):
     """The control interface refused a request or could not be reached."""
 
     def __init__(self, message: str, *, status: int = 0, problems: list[dict] | None = None) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from changeline.errors import ChangelineError
+from changeline.devices.sim.errors import SimError
 
 END_OF_MESSAGE = b"]]>]]>"
 END_OF_CHUNKS = b"\n##\n"
@@ -21,7 +21,7 @@ MAX_CHUNK_SIZE = 4294967295
 _MAX_CHUNK_HEADER = 2 + len(str(MAX_CHUNK_SIZE)) + 1
 
 
-class FramingError(ChangelineError):
+class FramingError(SimError):
     """The byte stream violates the negotiated framing; RFC 6242 says end the session."""
 
 

@@ -21,11 +21,11 @@ from pathlib import Path
 import asyncssh
 import yaml
 
-from changeline.errors import ChangelineError
 
 from .clock import SimClock
 from .control import ControlServer
 from .element import SimulatedNE
+from .errors import SimError
 from .topology import Topology
 from .traffic import Pool
 
@@ -161,14 +161,14 @@ class SimHost:
         if failures:
             await self.stop()
             hint = " (ports below 1024 need root)" if any(getattr(f, "errno", None) == 13 for f in failures) else ""
-            raise ChangelineError(f"{len(failures)} NE(s) could not start{hint}: {failures[0]}")
+            raise SimError(f"{len(failures)} NE(s) could not start{hint}: {failures[0]}")
         self.control = ControlServer(self)
         try:
             await self.control.start(self.topology.control_host, self.topology.control_port)
         except OSError as err:
             await self.stop()
-            raise ChangelineError(f"control interface cannot listen on {self.topology.control_host}:"
-                                  f"{self.topology.control_port}: {err.strerror}") from None
+            raise SimError(f"control interface cannot listen on {self.topology.control_host}:"
+                           f"{self.topology.control_port}: {err.strerror}") from None
         self._write_state_files()
 
     def _write_state_files(self) -> None:

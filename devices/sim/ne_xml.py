@@ -8,12 +8,11 @@ from typing import Any
 from lxml import etree
 
 from changeline.catalogue import CONFIG_SCHEMA
+from changeline.devices.datastore import NC_NS
 
 from .netconf_engine import NE_NAMESPACE as NS
 from .status import ImageRow, NeStatus
 from .traffic import DialOutcome
-
-BASE_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
 LIFECYCLE_RPCS = ("list-images", "install-software", "activate-software", "rollback-software",
                   "dial-test", "drain-traffic", "restore-traffic")
@@ -35,7 +34,7 @@ def _leaf(parent: etree._Element, tag: str, value: Any) -> etree._Element:
 
 def config_root(name: str, ne_type: str, config: dict[str, Any]) -> etree._Element:
     """`<config><ne>...</ne></config>`: name, type, then the profile's containers in YANG order."""
-    root = etree.Element(f"{{{BASE_NS}}}config", nsmap={None: BASE_NS})
+    root = etree.Element(f"{{{NC_NS}}}config", nsmap={None: NC_NS})
     ne = etree.SubElement(root, cl("ne"), nsmap={None: NS})
     _leaf(ne, "name", name)
     _leaf(ne, "type", ne_type)

@@ -45,7 +45,7 @@ from changeline.devices.sim.yang_library import (
     select_schema,
     yang_library_element,
 )
-from changeline.errors import ChangelineError
+from changeline.devices.sim.errors import SimError
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _nc(name: str) -> str:
     return f"{{{NC_NS}}}{name}"
 
 
-class RpcFault(ChangelineError):
+class RpcFault(SimError):
     """Raised by an RPC handler to answer with an `<rpc-error>` (RFC 6241 section 4.3)."""
 
     def __init__(self, tag: str, message: str, *, app_tag: str | None = None,
@@ -136,7 +136,7 @@ def error_tag_for(tag: str, *, base_1_1: bool) -> str:
     return tag
 
 
-class HelloError(ChangelineError):
+class HelloError(SimError):
     """The client's hello is unusable; RFC 6241 section 8.1 says drop the session."""
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from lxml import etree
 
 from changeline.catalogue import YANG_DIR  # the contract's modules are catalogue data
-from changeline.errors import ChangelineError
+from changeline.devices.sim.errors import SimError
 
 YANGLIB_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
 DATASTORES_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
@@ -44,7 +44,7 @@ NETCONF_FEATURES = {
 }
 
 
-class YangModuleError(ChangelineError):
+class YangModuleError(SimError):
     """A module file in yang/ cannot be read as a module (name, namespace, revision)."""
 
 
@@ -211,7 +211,7 @@ def netconf_state_element(modules: ModuleSet, capabilities: Iterable[str],
     return root
 
 
-class SchemaLookupError(ChangelineError):
+class SchemaLookupError(SimError):
     """A `<get-schema>` request names no single served schema (RFC 6022 section 3.1)."""
 
     def __init__(self, tag: str, message: str, app_tag: str | None = None) -> None:

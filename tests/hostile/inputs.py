@@ -49,3 +49,13 @@ DEEP_BLOCK = "".join("  " * i + f"k{i}:\n" for i in range(200)) + "  " * 200 + "
 BAD_TAGS = ["!!int abc", "!!bool maybe", "!!timestamp 2026-13-45", "!!float x", "!!python/object:os.system {}",
             "!!binary '%%%'", "!custom value"]
 
+
+def paths_in(value, path=()):
+    """Every path inside a parsed document (mapping keys, list indexes), the document's own () first."""
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from paths_in(v, path + (k,))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from paths_in(v, path + (i,))

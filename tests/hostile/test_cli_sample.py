@@ -241,16 +241,6 @@ HOSTILE_VALUES = [True, None, -1, 0, 2**70, float("inf"), float("nan"), "", "../
                   [], {}, [[[]]], {"a": {"b": None}}, "{{ 99 ** 64 ** 64 ** 64 }}", SECRET]
 
 
-def _paths(value, path=()):
-    yield path
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _paths(v, path + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _paths(v, path + (i,))
-
-
 def _replace(doc, path, value):
     if not path:
         return value
@@ -262,7 +252,7 @@ def _replace(doc, path, value):
 
 
 MODEL_DOC = yaml.safe_load(I.GOOD_MODEL.read_text())
-MODEL_PATHS = [p for p in _paths(MODEL_DOC) if p]
+MODEL_PATHS = [p for p in I.paths_in(MODEL_DOC) if p]
 
 
 @settings(max_examples=int(os.environ.get("CHANGELINE_HOSTILE_CLI_EXAMPLES", "25")), deadline=None, database=None,

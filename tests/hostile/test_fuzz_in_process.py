@@ -67,19 +67,9 @@ def capped_memory():
     resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
 
 
-def _paths(value, path=()):
-    yield path
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _paths(v, path + (k,))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _paths(v, path + (i,))
-
-
 def _mutate(doc, data):
     """Replace, delete or add at a random place of a parsed document."""
-    paths = [p for p in _paths(doc) if p]
+    paths = [p for p in I.paths_in(doc) if p]
     path = data.draw(st.sampled_from(paths))
     parent = doc
     for part in path[:-1]:

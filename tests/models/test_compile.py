@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from changeline.arguments import parse_param_args
 from changeline.errors import InputError
-from changeline.models.compile import (compile_for_host, eligibility, load_model, parse_param_args,
-                                       resolve_params)
+from changeline.models.compile import compile_for_host, eligibility, load_model, resolve_params
 from changeline.models.validate import load_model_text
 from tests.models.helpers import LIBRARY, MODELINE, host
 

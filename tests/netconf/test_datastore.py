@@ -13,26 +13,12 @@ from changeline.devices.datastore import (
     serialize,
     subtree_filter,
 )
+from tests.netconf.conftest import SAMPLE_CONFIG
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 CL = "urn:changeline:params:xml:ns:yang:changeline-ne"
 
-RUNNING = f"""
-<config xmlns="{NC}">
-  <ne xmlns="{CL}">
-    <name>amf-1</name>
-    <type>AMF</type>
-    <timers>
-      <timer><name>t3512</name><value>3240</value></timer>
-      <timer><name>t3502</name><value>720</value></timer>
-    </timers>
-    <interfaces>
-      <interface><name>N2</name><address>10.10.0.1</address></interface>
-      <interface><name>N11</name><address>10.10.1.1</address></interface>
-    </interfaces>
-    <capacity><max-sessions>200000</max-sessions></capacity>
-  </ne>
-</config>"""
+RUNNING = SAMPLE_CONFIG  # the sample NE the conformance suite serves
 
 
 def datastore(xml: str = RUNNING) -> etree._Element:

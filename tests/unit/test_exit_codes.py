@@ -3,7 +3,7 @@
 import pytest
 import typer
 
-from changeline.cli import run_app
+from changeline.entrypoint import run_app
 from changeline.errors import ChangelineError, DeviceError, InputError, Problem
 from changeline.models.library import LibraryError
 
