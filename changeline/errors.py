@@ -117,6 +117,10 @@ class WindowClosed(ChangelineError):
     """The change window cannot fit this work; it is deferred, not attempted."""
 
 
+class OutcomeError(ChangelineError):
+    """An NE outcome (written or read back) is not in the shape changeline.outcomes defines."""
+
+
 @dataclass
 class Retry:
     """Backoff policy for transient errors (pure data so flows and atoms share it)."""

@@ -34,8 +34,28 @@ def rollback_ne(ne: str, inventory: str, campaign_id: str, verify_scenarios: lis
         verified = runner.execute("rollback", ctx, {"verify_scenarios": verify_scenarios})
     finally:
         ctx.session.close()
-    stores.journal().set_ne_status(campaign_id, ne, policy.ROLLED_BACK, "rolled back by operator request")
+    journal = stores.journal()
+    before = journal.ne_statuses(campaign_id).get(ne)
+    was = f" (was {before[0]}: {before[1]})" if before and before[1] else (f" (was {before[0]})" if before else "")
+    journal.set_ne_status(campaign_id, ne, policy.ROLLED_BACK, f"rolled back by operator request{was}")
     return {"ne": ne, "undone": undone, "verified": verified.to_dict()}
+
+
+def untouched_nes(campaign_id: str, touched: set[str]) -> dict[str, dict[str, Any]]:
+    """The campaign's targeted NEs it never changed (nothing to roll back), each with its status
+    and why: the journal's word for it, or that the campaign never reached its wave."""
+    journal = stores.journal()
+    statuses = journal.ne_statuses(campaign_id)
+    plan = journal.plan_of(campaign_id) or {}
+    wave_of = {ne: w["name"] for w in plan.get("waves") or [] for ne in w["nes"]}
+    out = {}
+    for ne in [*(plan.get("targets") or []), *statuses]:
+        if ne in touched or ne in out:
+            continue
+        status, reason = statuses.get(ne) or (policy.SKIPPED, f"not started: the campaign's run ended before "
+                                                              f"wave {wave_of.get(ne, '?')}")
+        out[ne] = {"status": status, "reason": f"{reason}; not changed by the campaign, nothing to roll back"}
+    return out
 
 
 def latest_campaign_of(ne: str) -> str | None:
@@ -64,6 +84,9 @@ def rollback(inventory: str, campaign_id: str = "", nes: list[str] | None = None
             raise ChangelineError(f"campaign {campaign_id} changed no NE (nothing in the journal)")
         targets = [(ne, campaign_id) for ne in sorted(touched)]
     results: dict[str, Any] = {}
+    if not nes:
+        # Every NE the campaign targeted is listed, the ones it never changed with why.
+        results.update(untouched_nes(campaign_id, {ne for ne, _ in targets}))
     hosts = load_inventory(inventory).hosts
     unknown = [ne for ne, _ in targets if ne not in hosts]
     if unknown:
@@ -91,7 +114,7 @@ def rollback(inventory: str, campaign_id: str = "", nes: list[str] | None = None
         futures = {ne: pool.submit(contextvars.copy_context().run, one, ne, cid) for ne, cid in targets}
         for ne, fut in futures.items():
             results[ne] = fut.result()
-    failed = [ne for ne, r in results.items() if r["status"] != policy.ROLLED_BACK]
+    failed = [ne for ne, r in results.items() if r["status"] == policy.ROLLBACK_FAILED]
     if failed:
         raise ChangelineError(f"rollback failed on {', '.join(failed)}: "
                               + "; ".join(str(results[ne].get("reason")) for ne in failed))
