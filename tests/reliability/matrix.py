@@ -221,5 +221,22 @@ def rolling_back(ne: str) -> Callable[[dict], bool]:
     return lambda statuses: statuses.get(ne, ("", ""))[1].startswith("rolling back")
 
 
+def rollback_under_way(campaign_id: str, ne: str, gate: str, after_s: float = 0.3) -> Callable[[dict], bool]:
+    """`after_s` seconds after the NE's `gate` failed while it is still at work: inside the
+    rollback (undoing an activation alone takes a restart, seconds even on a fast simulator)."""
+    from changeline.flows import policy, stores
+
+    seen: dict[str, float] = {}
+
+    def ready(statuses: dict) -> bool:
+        if statuses.get(ne, ("", ""))[0] in policy.FINAL_STATES:
+            raise AssertionError(f"{ne} ended before the kill: {statuses[ne]}")
+        if stores.journal().step_records(campaign_id, ne).get(gate, ("",))[0] != "failed":
+            return False
+        seen.setdefault("at", time.monotonic())
+        return time.monotonic() - seen["at"] >= after_s
+    return ready
+
+
 def run_to_end(*args: str, timeout_s: float = 900) -> subprocess.CompletedProcess:
     return subprocess.run(cli(*args), capture_output=True, text=True, timeout=timeout_s)

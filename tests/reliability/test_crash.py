@@ -12,7 +12,7 @@ from changeline.flows import policy, stores
 from changeline.flows.campaign import campaign
 from changeline.flows.rollback_flow import rollback
 from tests.reliability.matrix import FULL, MODELS, build_report, check_ne, configs_before, kill_when, \
-    model_variant, models_with, rolling_back, run_to_end, start_engine
+    model_variant, models_with, rollback_under_way, rolling_back, run_to_end, start_engine
 
 TYPES = {"amf": "AMF", "upf": "UPF", "pcscf": "P-CSCF"}
 
@@ -46,7 +46,7 @@ def test_kill_mid_rollback_then_resume_finishes_that_rollback_with_its_reason(pr
     rel_sim.control.add_fault(names[1], "slow-replies", delay_s=0.15)
     cid = "crash-midrb"
     engine = start_engine(*_run_args(rel_sim, rel_images, models, names, cid))
-    at_kill = kill_when(engine, cid, rolling_back(names[0]))
+    at_kill = kill_when(engine, cid, rollback_under_way(cid, names[0], "dial-test"))
     assert at_kill[names[1]][0] == "running", at_kill
     rel_sim.control.clear_faults(names[1])
     resumed = run_to_end("resume", cid)
