@@ -4,6 +4,8 @@ and every report lists every targeted NE with its status and reason."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 
 import pytest
@@ -34,6 +36,7 @@ def _run_args(sim, images, models, names, campaign_id, *extra):
             "-p", f"image_repo={images}", *extra)
 
 
+@pytest.mark.timeout(900)  # a killed engine's locks free after their 60 s lease
 def test_kill_mid_rollback_then_resume_finishes_that_rollback_with_its_reason(prefect_api, rel_home, rel_sim,
                                                                              rel_images, tmp_path):
     # Two NEs in the first wave, one in the next, no failure tolerated. The engine dies while
@@ -73,6 +76,7 @@ def test_kill_mid_rollback_then_resume_finishes_that_rollback_with_its_reason(pr
                                                       {"name": "rest", "nes": names[2:]}]
 
 
+@pytest.mark.timeout(900)  # a killed engine's locks free after their 60 s lease
 def test_kill_then_one_click_rollback_lists_every_targeted_ne(prefect_api, rel_home, rel_sim, rel_images):
     # The library's policy: a canary wave of one, then the rest. Killed while the canary
     # activates; the one-click rollback restores it; the report lists the two never started.
@@ -98,6 +102,7 @@ def test_kill_then_one_click_rollback_lists_every_targeted_ne(prefect_api, rel_h
         check_ne(rel_sim, cid, name, _type(name), before[name], data)
 
 
+@pytest.mark.timeout(900)  # a killed engine's locks free after their 60 s lease
 def test_report_renders_an_ne_whose_rollback_failed(prefect_api, rel_home, rel_sim, rel_images):
     # The dial test fails after the upgrade; undoing the activation then fails too (the NE drops
     # every rollback-software): the NE ends rollback-failed, and the report must still render.
@@ -160,11 +165,16 @@ def _chain(sim, images, models, names, cid, kill_points, before):
     """Run, then SIGKILL at each point in turn and resume; the last resume runs to the end."""
     engine = start_engine(*_run_args(sim, images, models, names, cid))
     where = []
-    for label, ready in kill_points:
-        statuses = kill_when(engine, cid, ready)
-        where.append((label, {n: s for n, s in statuses.items()}))
-        engine = start_engine("resume", cid)
-    engine.wait(900)
+    try:
+        for label, ready in kill_points:
+            statuses = kill_when(engine, cid, ready)
+            where.append((label, {n: s for n, s in statuses.items()}))
+            engine = start_engine("resume", cid)
+        engine.wait(900)
+    finally:
+        if engine.poll() is None:  # a failed wait: never leave an engine behind
+            os.killpg(engine.pid, signal.SIGKILL)
+            engine.wait(30)
     summary = _summary(cid)
     data = build_report(cid)
     for name in names:
@@ -173,6 +183,7 @@ def _chain(sim, images, models, names, cid, kill_points, before):
 
 
 @pytest.mark.skipif(not FULL, reason="full matrix only (CHANGELINE_FULL_MATRIX=1)")
+@pytest.mark.timeout(2400)  # each kill costs a lock lease (60 s) before the resume goes on
 def test_sigkill_at_every_step_boundary_in_a_row_then_resume(prefect_api, rel_home, rel_sim, rel_images, tmp_path):
     names = ["amf-chain-1", "upf-chain-1", "pcscf-chain-1"]
     models = models_with(model_variant(tmp_path, "AMF", waves="      - {name: all}\n", max_failures=100, concurrency=3))
@@ -200,6 +211,7 @@ def _rolling_back_anew(ne: str):
 
 
 @pytest.mark.skipif(not FULL, reason="full matrix only (CHANGELINE_FULL_MATRIX=1)")
+@pytest.mark.timeout(2400)  # each kill costs a lock lease (60 s) before the resume goes on
 def test_sigkill_inside_the_long_steps_in_a_row_then_resume(prefect_api, rel_home, rel_sim, rel_images, tmp_path):
     names = ["amf-inside-1"]
     before = configs_before(rel_sim, names)
@@ -215,6 +227,7 @@ def test_sigkill_inside_the_long_steps_in_a_row_then_resume(prefect_api, rel_hom
 
 
 @pytest.mark.skipif(not FULL, reason="full matrix only (CHANGELINE_FULL_MATRIX=1)")
+@pytest.mark.timeout(2400)  # each kill costs a lock lease (60 s) before the resume goes on
 def test_sigkill_mid_rollback_twice_in_a_row_keeps_the_original_reason(prefect_api, rel_home, rel_sim, rel_images):
     names = ["pcscf-inside-1"]
     before = configs_before(rel_sim, names)
