@@ -44,6 +44,9 @@ class FaultCell:
     atom: str = ""
     at_step: str | None = None
     fast: bool = False
+    # Gone once the NE rolls back: a degradation the new version brought (a KPI fault left on
+    # would fail the rollback's own verification dial test, rightly: rollback-failed).
+    until_rollback: bool = False
 
     def params_for(self, ne_type: str) -> dict[str, Any]:
         if self.kind == "kpi-degrade":
@@ -62,7 +65,7 @@ FAULT_CELLS = [
     FaultCell("activate-old-version", "activate-old-version", {"count": 1}, "activate_software"),
     FaultCell("dial-test-fail", "dial-test-fail-after-upgrade", {}, "dial_test", fast=True),
     FaultCell("cdr-missing", "cdr-missing", {}, "billing_check"),
-    FaultCell("kpi-degrade", "kpi-degrade", {"factor": 0.5}, "kpi_check", at_step="activate"),
+    FaultCell("kpi-degrade", "kpi-degrade", {"factor": 0.5}, "kpi_check", at_step="activate", until_rollback=True),
     FaultCell("alarm-precheck", "alarm", _ALARM, "precheck"),
     FaultCell("alarm-validate", "alarm", _ALARM, "validate_upgrade", at_step="dial-test"),
     FaultCell("slow-replies", "slow-replies", {"delay_s": 0.2}, "every atom"),

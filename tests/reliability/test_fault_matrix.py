@@ -22,14 +22,22 @@ def all_at_once(tmp_path_factory):
                                      max_failures=100, concurrency=3))
 
 
-def _set_when_started(sim, campaign_id: str, ne: str, step: str, kind: str, params: dict, stop: threading.Event):
-    """Set the fault the moment the NE starts `step` (before it, the NE's baseline would carry it)."""
+def _set_when_started(sim, campaign_id: str, ne: str, cell, params: dict, stop: threading.Event):
+    """Set the fault the moment the NE starts the cell's step (before it, the NE's baseline would
+    carry it); clear it when the NE starts rolling back if the cell says so."""
     journal = stores.journal()
+    armed = False
     while not stop.wait(0.02):
         status, reason = journal.ne_statuses(campaign_id).get(ne, ("", ""))
-        if reason == f"step {step}" or status in policy.FINAL_STATES:
-            if status not in policy.FINAL_STATES:
-                sim.control.add_fault(ne, kind, **params)
+        if status in policy.FINAL_STATES:
+            return
+        if not armed and reason == f"step {cell.at_step}":
+            sim.control.add_fault(ne, cell.kind, **params)
+            armed = True
+            if not cell.until_rollback:
+                return
+        if armed and reason.startswith("rolling back"):
+            sim.control.clear_faults(ne, cell.kind)
             return
 
 
@@ -45,7 +53,7 @@ def test_fault_cell(cell, prefect_api, rel_home, rel_sim, rel_images, all_at_onc
             rel_sim.control.add_fault(ne, cell.kind, **cell.params_for(ne_type))
         else:
             setters.append(threading.Thread(target=_set_when_started, daemon=True, args=(
-                rel_sim, campaign_id, ne, cell.at_step, cell.kind, cell.params_for(ne_type), stop)))
+                rel_sim, campaign_id, ne, cell, cell.params_for(ne_type), stop)))
     for setter in setters:
         setter.start()
     try:
