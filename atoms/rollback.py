@@ -66,8 +66,11 @@ def run(ctx: AtomContext, *, backup_id: str | None = None, restart_timeout_s: fl
     problems = []
     if read_running(ctx) != target:
         problems.append("running config is not byte-identical to the backup")
+    else:
+        evidence["config_identical"] = True
     if contract and backup.software_version:
         now = ne_api.read_state(ctx.session).running_version
+        evidence["running_version"] = now
         if now != backup.software_version:
             problems.append(f"running {now}, backup was taken on {backup.software_version}")
     for scenario in verify_scenarios or []:

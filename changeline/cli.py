@@ -57,7 +57,8 @@ def report_error(err: ChangelineError) -> None:
 def main(argv: list[str] | None = None) -> int:
     _mount_subcommands()
     try:
-        app(args=argv, standalone_mode=False)
+        # Outside standalone mode click answers a command's typer.Exit(code) by returning the code.
+        code = app(args=argv, standalone_mode=False)
     except ChangelineError as err:
         report_error(err)
         return 1
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             ex.show()
             return ex.exit_code
         raise
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

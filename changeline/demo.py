@@ -151,6 +151,15 @@ def probe_delta(before: dict[str, dict[str, int]], after: dict[str, dict[str, in
                       for name in sorted(after)}}
 
 
+def demo_services(topology: dict[str, Any]) -> list[str]:
+    """What the live probe calls: every pool, and every NE in no pool (a service of its own)."""
+    return [p["name"] for p in topology["pools"]] + [ne["name"] for ne in topology["nes"] if not ne.get("pool")]
+
+
+def call_failure(answer: dict[str, Any]) -> str | None:
+    return None if answer.get("ok") else str(answer.get("reason") or "call failed")
+
+
 def expected_outcome(summary: dict[str, Any], faulty_ne: str | None) -> list[str]:
     """What differs from the demo's script: every NE upgraded, the faulty one rolled back."""
     wrong = []
@@ -186,9 +195,60 @@ def run_demo(settings: DemoSettings, echo=typer.echo) -> DemoResult:
         return _run(settings, home, state_dir, ui_url(api), echo)
     finally:
         if not settings.keep:
-            _sim("down", "--state-dir", str(state_dir))
-            if not server_was_up:
-                stop_server(home)
+            stop_demo(home, stop_prefect=not server_was_up)
+
+
+def start_rollback_service(home: Path, inventory: Path) -> int:
+    """`rollback/one-click` served by a process of its own that outlives the demo (stopped by
+    `changeline demo --stop`); returns its pid once the deployment exists."""
+    from changeline.flows.server import wait_for_deployment
+
+    stop_pid_file(home / "demo" / "serve.pid")  # a previous demo's, serving another inventory
+    log = open(home / "demo" / "serve.log", "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "changeline.flows.server", "serve-rollback", str(inventory)],
+                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    (home / "demo" / "serve.pid").write_text(str(proc.pid))
+    try:
+        wait_for_deployment("rollback/one-click", wait_s=120, alive=lambda: proc.poll() is None)
+    except ChangelineError as err:
+        raise ChangelineError(f"{err.reason}; see {home / 'demo' / 'serve.log'}") from None
+    return proc.pid
+
+
+def stop_demo(home: Path, *, stop_prefect: bool = True) -> list[str]:
+    """Stop what the demo left running: the simulator, the rollback service and (if the demo
+    started it) the Prefect server. Returns what it stopped."""
+    stopped = []
+    state_dir = home / "demo" / "sim"
+    if state_dir.is_dir():
+        _sim("down", "--state-dir", str(state_dir))
+        stopped.append("simulator")
+    if stop_pid_file(home / "demo" / "serve.pid"):
+        stopped.append("rollback service")
+    if stop_prefect and server_pid(home):
+        stop_server(home)
+        stopped.append("Prefect server")
+    return stopped
+
+
+def stop_pid_file(pid_file: Path) -> bool:
+    """Stop the process a pid file names if it is still ours (a changeline process); remove the file."""
+    import psutil
+
+    try:
+        process = psutil.Process(int(pid_file.read_text()))
+        ours = "changeline" in " ".join(process.cmdline())
+    except (OSError, ValueError, psutil.Error):
+        pid_file.unlink(missing_ok=True)
+        return False
+    if ours:
+        try:
+            process.terminate()
+            process.wait(30)
+        except psutil.Error:
+            pass
+    pid_file.unlink(missing_ok=True)
+    return ours
 
 
 def _run(settings: DemoSettings, home: Path, state_dir: Path, ui: str, echo) -> DemoResult:
@@ -196,6 +256,7 @@ def _run(settings: DemoSettings, home: Path, state_dir: Path, ui: str, echo) -> 
     from changeline.devices.sim.host import PASSWORD_ENV, resolve_password
     from changeline.devices.sim.images import generate_image
     from changeline.flows.cli import print_summary, run_campaign
+    from changeline.flows.probe import ServiceProbe, probing
     from changeline.reports.build import build_campaign_report
 
     _sim("down", "--state-dir", str(state_dir))  # a previous demo's simulator, if it still runs
@@ -217,6 +278,9 @@ def _run(settings: DemoSettings, home: Path, state_dir: Path, ui: str, echo) -> 
                               "stop it with `changeline sim down --state-dir ITS_STATE_DIR`") from None
     inventory = state_dir / "inventory.yaml"
     control = SimControl.from_state_dir(state_dir)
+    # Served before the campaign starts, so the board's and summary's rollback links point at it.
+    start_rollback_service(home, inventory)
+    echo("Rollback deployment rollback/one-click: served in the background")
     images = home / "images"
     for ne_type in sorted({ne["type"] for ne in topology["nes"]}):
         generate_image(images, ne_type, TO_VERSION)
@@ -230,12 +294,19 @@ def _run(settings: DemoSettings, home: Path, state_dir: Path, ui: str, echo) -> 
     campaign_id = settings.campaign_id or f"demo-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}"
     before = probe_pools(control)
     started = time.monotonic()
-    summary = run_campaign(models=models, inventory=str(inventory), targets="all", campaign_id=campaign_id,
-                           params={"image_repo": str(images)}, on_anomaly=None, window_minutes=None,
-                           window_end=None, concurrency=None, pause_timeout_s=PAUSE_TIMEOUT_S)
-    probes = probe_delta(before, probe_pools(control))
+    live = ServiceProbe(demo_services(topology), call=lambda service: call_failure(control.call_service(service)))
+    with probing(live):
+        summary = run_campaign(models=models, inventory=str(inventory), targets="all", campaign_id=campaign_id,
+                               params={"image_repo": str(images)}, on_anomaly=None, window_minutes=None,
+                               window_end=None, concurrency=None, pause_timeout_s=PAUSE_TIMEOUT_S)
+    counters = probe_delta(before, probe_pools(control))
     echo(f"Campaign finished in {time.monotonic() - started:.0f} s")
     print_summary(summary)
+    probes = live.snapshot()
+    echo("Live probe: " + ", ".join(f"{name} {p['failed']}/{p['attempted']} failed" for name, p in probes["pools"].items())
+         + f" ({probes['basis']})")
+    echo("Pool counters (simulated time, x{:.0f}): ".format(1 / settings.speed)
+         + ", ".join(f"{name} {p['failed']}/{p['attempted']} failed" for name, p in counters["pools"].items()))
     report = build_campaign_report(campaign_id, probes=probes).html
     return DemoResult(campaign_id, ui, summary["flow_run_url"], report, state_dir, summary, faulty, probes,
                       expected_outcome(summary, faulty))
@@ -271,9 +342,15 @@ def demo(
     nes: int = typer.Option(12, "--nes", help=f"how many simulated NEs (1-{MAX_NES}), round robin over "
                                                f"{', '.join(DEMO_TYPES)}"),
     fault: bool = typer.Option(True, "--fault/--no-fault", help=f"inject {FAULT} on one NE of the last wave"),
-    keep: bool = typer.Option(True, "--keep/--no-keep", help="leave the simulator and the Prefect server running"),
+    keep: bool = typer.Option(True, "--keep/--no-keep", help="leave the simulator, the rollback service and the "
+                                                          "Prefect server running"),
+    stop: bool = typer.Option(False, "--stop", help="stop what an earlier demo left running, and exit"),
 ) -> None:
     """A demo campaign: simulated NEs, the six upgrade models, the Prefect UI and the report."""
+    if stop:
+        stopped = stop_demo(demo_home())
+        typer.echo("Stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return
     result = run_demo(DemoSettings(nes=nes, fault=fault, keep=keep))
     typer.echo("")
     typer.echo(f"Prefect UI:    {result.ui_url}")
@@ -284,11 +361,12 @@ def demo(
     if not keep:
         typer.echo("The simulator and the Prefect server the demo started are stopped (--no-keep).")
     if keep:
-        typer.echo("Left running so you can look around; stop them with:")
-        typer.echo(f"  {Path(sys.executable).with_name('changeline')} sim down --state-dir {result.state_dir}")
-        pid = server_pid(demo_home())
-        if pid:
-            typer.echo(f"  kill {pid}    # the Prefect server")
+        changeline = Path(sys.executable).with_name("changeline")
+        typer.echo("Left running so you can look around: the simulator, the one-click rollback deployment"
+                   + (" and the Prefect server" if server_pid(demo_home()) else "") + ".")
+        typer.echo(f"Load the NE password before other commands:  set -a; . {result.state_dir / 'secrets.env'}; set +a")
+        typer.echo(f"Inventory:     {result.state_dir / 'inventory.yaml'}")
+        typer.echo(f"Stop them all: {changeline} demo --stop")
     if not result.ok:
         typer.echo("error: the demo did not go as scripted:", err=True)
         for line in result.unexpected:

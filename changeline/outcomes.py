@@ -95,6 +95,7 @@ class RollbackOutcome:
     cause: str = ""                 # the anomaly that started it ("dial-test: 3 of 10 calls dropped")
     undone: list[dict[str, Any]] = field(default_factory=list)
     verified: dict[str, Any] = field(default_factory=dict)
+    started_at: float = 0.0         # the report's time from the failed gate to the rollback's start
 
     def to_dict(self) -> dict[str, Any]:
         _fill(RollbackOutcome, self.__dict__, "rollback")
@@ -166,7 +167,7 @@ _KINDS: dict[type, dict[str, Any]] = {
     StepOutcome: {"name": str, "atom": str, "status": str, "changed": bool, "reason": str, "started_at": float,
                   "duration_s": float, "gate": bool, "evidence": dict, "diff": str, "manual_minutes": float,
                   "estimate_s": float},
-    RollbackOutcome: {"ok": bool, "reason": str, "cause": str, "undone": list, "verified": dict},
+    RollbackOutcome: {"ok": bool, "reason": str, "cause": str, "undone": list, "verified": dict, "started_at": float},
     NEOutcome: {"ne": str, "ne_type": str, "campaign_id": str, "status": str, "reason": str, "from_version": str,
                 "to_version": str, "steps": list, "anomalies": list, "decisions": list, "rollback": dict,
                 "started_at": float, "finished_at": float, "operator_seconds": float, "resumed": bool},

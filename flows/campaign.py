@@ -19,11 +19,16 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 from typing import Any
 
-from prefect import flow, get_run_logger
+from prefect import flow, get_run_logger, tags, task
+from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import StateType
+from prefect.states import State
+from prefect.utilities.annotations import quote
 
 from changeline.devices.inventory import load_inventory
 from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
+from changeline.flows import probe as service_probe
 from changeline.flows.locks import NeLocks, lock_names, ne_lock_name, pool_lock_name  # noqa: F401 (re-exported)
 from changeline.flows.ne_flow import Admission, NEOutcome, admitted_by, ne_change_subflow, time_scale
 from changeline.flows.turns import Settling, StartTurn, WorkSlots, lookahead
@@ -91,7 +96,7 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
              params: dict[str, Any] | None = None, on_anomaly: str | None = None,
              window_minutes: float | None = None, window_end: datetime | None = None,
              concurrency_cap: int | None = None, pause_timeout_s: int = 3600,
-             lock_wait_s: float = 30.0, ne_deployment: str | None = None) -> dict[str, Any]:
+             lock_wait_s: float = 30.0, ne_deployment: str | None = None):
     """Run models over the selected NEs; each NE gets the first model that targets it.
 
     The first model's campaign policy (waves, concurrency, failure budget) governs the
@@ -163,8 +168,10 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
     else:
         waves = stored_waves(stored, hosts_by_name)
     cap = concurrency_cap or primary.concurrency or 1
-    board = progress.Board(campaign_id, [h.name for h in hosts], outcomes)
+    live_probe = service_probe.current()  # a continuous probe the caller runs around this campaign, if any
+    board = progress.Board(campaign_id, _names_by_wave(waves, hosts), outcomes, inventory=inventory, probe=live_probe)
     board.publish()
+    markers: list[WaveMarker] = []
     try:
         with NeLocks(lease_s=policy.LOCK_LEASE_S) as locks:
             if eligible:
@@ -247,6 +254,11 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
                     return ne_change_subflow(ne=host.name, plan=plan, host=host, campaign_id=campaign_id,
                                              pause_timeout_s=pause_timeout_s)
 
+            def tagged(host, wave_name, rank):
+                # The NE's run carries the campaign, wave, NE type and pool, so the runs list filters by them.
+                with tags(*run_tags(campaign_id, wave_name, host)):
+                    return one(host, rank)
+
             stop_reason: str | None = None
             attempted = failures = 0
             all_futures: dict[str, Any] = {}
@@ -266,16 +278,19 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
                         continue
                     logger.info("wave %s: %d NE(s) to run of %d, concurrency %d", wave.name, len(to_run),
                                 len(wave.hosts), cap)
+                    marker = WaveMarker(wave.name, len(wave.hosts))
+                    markers.append(marker)
                     # Each NE's subflow runs in a worker thread with a copy of this flow's context,
                     # so Prefect records it as a child of the campaign run.
                     estimates = {h.name: plans[h.name].total_estimate_s for h in to_run}
                     order = policy.dispatch_order(to_run, estimates)
-                    futures = {h.name: pool.submit(contextvars.copy_context().run, one, h, rank)
+                    futures = {h.name: pool.submit(contextvars.copy_context().run, tagged, h, wave.name, rank)
                                for rank, h in enumerate(order)}
                     all_futures.update(futures)
                     for name, outcome in settling.as_settled(futures):
                         outcomes[name] = _as_outcome(hosts_by_name[name], outcome)
                         board.update(outcomes)
+                    marker.done(outcomes[h.name] for h in wave.hosts)
                     for host in wave.hosts:  # the wave's (report) order
                         outcomes[host.name] = outcomes.pop(host.name)
                     # The budget counts every NE of the wave, whichever run of the campaign ended it.
@@ -293,10 +308,63 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
                 outcome = settling.outcome_of(name, future)
                 outcomes[name] = _as_outcome(hosts_by_name[name], outcome)
     finally:
+        for marker in markers:  # a wave cut short by an error must not hold the flow's end
+            marker.release()
         board.stop()  # whatever ends the campaign, its publisher thread ends with it
-    summary = progress.summarize(campaign_id, model_objs[0], outcomes, started, stop_reason, window_end)
-    board.finish(summary)
-    return summary
+    summary = progress.summarize(campaign_id, model_objs, outcomes, started, stop_reason, window_end,
+                                 inventory=inventory, probes=live_probe.snapshot() if live_probe else None)
+    message = summary["message"] + (f"; stopped: {stop_reason}" if stop_reason else "")
+    board.finish(summary, message)
+    kind, name = progress.campaign_state_name(outcomes.values())
+    logger.info("campaign %s: %s", name, message)
+    # Last in the run's log (the run page's first tab, which makes addresses links): each
+    # anomaly with its prefilled one-click rollback.
+    for line in progress.anomaly_log_lines(outcomes.values(), board.links):
+        logger.warning("%s", line)
+    return State(type=StateType[kind], name=name, message=message, data=summary)
+
+
+def run_tags(campaign_id: str, wave_name: str, host) -> list[str]:
+    """The wave tag names its campaign too: the UI's tag filter matches any of its tags, so one
+    tag must pick out this campaign's wave."""
+    found = [f"campaign:{campaign_id}", f"wave:{campaign_id}/{wave_name}", f"ne-type:{host.ne_type}"]
+    return found + ([f"pool:{host.pool}"] if host.pool else [])
+
+
+def _names_by_wave(waves, hosts) -> dict[str, list[str]]:
+    """The board's groups: each wave's NEs, then those no wave holds (ineligible, not compiled)."""
+    grouped = {w.name: [h.name for h in w.hosts] for w in waves}
+    placed = {n for names in grouped.values() for n in names}
+    rest = [h.name for h in hosts if h.name not in placed]
+    return {**grouped, **({"not started": rest} if rest else {})}
+
+
+class WaveMarker:
+    """A task run spanning one wave, so the campaign run's graph and timeline show the waves
+    (one task run per wave; it waits on the flow's task-runner thread). It ends when the wave's
+    NEs are done with their devices, returning the wave's counts."""
+
+    def __init__(self, name: str, size: int) -> None:
+        self._ended = threading.Event()
+        self.message = "ended early"
+        self._future = _wave.submit(name, size, quote(self))
+
+    def wait(self) -> str:
+        self._ended.wait()
+        return self.message
+
+    def done(self, outcomes) -> None:
+        self.message = progress.outcome_message(list(outcomes))
+        self.release()
+        self._future.wait()
+
+    def release(self) -> None:
+        self._ended.set()
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, task_run_name="wave {name} ({size} NEs)")
+def _wave(name: str, size: int, marker: WaveMarker) -> str:
+    return marker.wait()
 
 
 def _run_on_worker(deployment: str, model_file: str, inventory: str, host, campaign_id: str,

@@ -98,7 +98,11 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
         stop.set()
         if watcher:
             watcher.join(5)
-    summary = state.result()
+    # A campaign with a failed NE ends Failed (its summary is the state's data); one that
+    # crashed has none and raises here with its error.
+    summary = state.result(raise_on_failure=False)
+    if not isinstance(summary, dict):
+        state.result()
     summary["flow_run_url"] = flow_run_url(api, str(state.state_details.flow_run_id))
     return summary
 

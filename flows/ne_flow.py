@@ -17,10 +17,11 @@ from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.client.schemas.objects import StateType
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
-from prefect.states import Cancelled, Failed
+from prefect.states import Failed, State
 from prefect.utilities.annotations import quote
 
 from changeline.atoms import runner
@@ -28,7 +29,7 @@ from changeline.atoms.base import AtomContext
 from changeline.devices.inventory import Host, load_inventory
 from changeline.devices.session import DeviceSession, Endpoint
 from changeline.errors import ChangelineError, Retry
-from changeline.flows import policy, stores
+from changeline.flows import policy, progress, stores
 from changeline.outcomes import NEOutcome, RollbackOutcome, StepOutcome  # noqa: F401 (NEOutcome, StepOutcome re-exported)
 
 
@@ -42,10 +43,28 @@ class AnomalyDecision(RunInput):
 @task(cache_policy=NO_CACHE, persist_result=False)
 def atom_step(atom: str, args: dict[str, Any], ctx: AtomContext, retries: int | None = None,
               timeout_s: float | None = None) -> dict[str, Any]:
-    """One atom against one NE. Raises on failure so the task run shows red with the reason.
-    `retries` (transient errors only) and `timeout_s` are the model step's."""
-    return runner.execute(atom, ctx, args, timeout_s=timeout_s,
-                          retry=None if retries is None else Retry(attempts=retries + 1)).to_dict()
+    """One atom against one NE; `retries` (transient errors only) and `timeout_s` are the
+    model step's. A failed check is an anomaly the flow handles as designed: the task run
+    ends Failed with the reason as its message and its evidence as data, and logs one line,
+    no traceback (a bug still raises, with its traceback)."""
+    logger = get_run_logger()
+    try:
+        result = runner.execute(atom, ctx, args, timeout_s=timeout_s,
+                                retry=None if retries is None else Retry(attempts=retries + 1)).to_dict()
+    except ChangelineError as err:
+        logger.warning("%s failed: %s", atom, err.reason)
+        return Failed(message=err.reason, data={"reason": err.reason, "evidence": err.evidence or {}})
+    logger.info("%s: %s", atom, result.get("reason") or ("changed" if result.get("changed") else "nothing to change"))
+    return result
+
+
+def step_failure(state) -> tuple[str, dict[str, Any]]:
+    """(reason, evidence) of a failed step's task run: a handled anomaly's data, or the
+    exception of one that raised."""
+    err = state.result(raise_on_failure=False)
+    if isinstance(err, dict):
+        return str(err.get("reason") or state.message or "failed"), err.get("evidence") or {}
+    return getattr(err, "reason", None) or str(err) or type(err).__name__, getattr(err, "evidence", {}) or {}
 
 
 @functools.lru_cache(maxsize=1024)
@@ -210,9 +229,7 @@ def _run_steps(ctx: AtomContext, outcome: NEOutcome, plan, finished: dict[str, S
             outcome.steps.append(done)
             journal.record_step(campaign_id, ne, step.name, "done", done.to_dict())
             continue
-        err = state.result(raise_on_failure=False)
-        reason = getattr(err, "reason", None) or str(err) or type(err).__name__
-        evidence = getattr(err, "evidence", {}) or {}
+        reason, evidence = step_failure(state)
         failed = StepOutcome(step.name, step.atom, "failed", False, reason, started, time.time() - started,
                              step.gate, evidence, "", step.manual_minutes, step.estimate_s)
         outcome.steps.append(failed)
@@ -282,16 +299,17 @@ def _roll_back(ctx: AtomContext, outcome: NEOutcome, plan, *, cause: str) -> str
     ctx.session.reconnect()
     strategy = plan.rollback.strategy if plan.rollback else "journal"
     verify_args = dict(plan.rollback.verify.args) if plan.rollback else {}
+    started = time.time()  # the report's time from the failed gate to the rollback's start
     state = rollback_step(quote(ctx), strategy, verify_args, return_state=True)
     if state.is_completed():
         done = state.result()
-        outcome.rollback = RollbackOutcome(ok=True, reason=done["verified"].get("reason", ""), cause=cause,
+        outcome.rollback = RollbackOutcome(ok=True, started_at=started, reason=done["verified"].get("reason", ""), cause=cause,
                                            undone=done["undone"], verified=done["verified"])
         outcome.reason = f"rolled back after {cause}"
         return policy.ROLLED_BACK
     err = state.result(raise_on_failure=False)
     why = getattr(err, "reason", None) or str(err) or type(err).__name__
-    outcome.rollback = RollbackOutcome(ok=False, reason=why, cause=cause,
+    outcome.rollback = RollbackOutcome(ok=False, started_at=started, reason=why, cause=cause,
                                        undone=[e.undo_result for e in journal.entries(outcome.campaign_id, outcome.ne)
                                                if e.status == "undone" and e.undo_result])
     outcome.reason = f"ROLLBACK FAILED after {cause}: {why}"
@@ -304,15 +322,15 @@ def _write_evidence(outcome: NEOutcome) -> None:
     (folder / "outcome.json").write_text(json.dumps(outcome.to_dict(), indent=2, default=str))
 
 
-def _final_state(outcome: NEOutcome):
-    """A rolled-back or failed NE ends its run Failed (red in the UI, with the reason), one the
-    campaign did not let start ends Cancelled with its reason (e.g. deferred); the outcome still
-    travels back to the campaign as the state's data."""
-    if outcome.status in policy.FAILURE_STATES:
-        return Failed(message=f"{outcome.status}: {outcome.reason}", data=outcome.to_dict())
-    if outcome.status in (policy.DEFERRED, policy.SKIPPED):
-        return Cancelled(message=outcome.reason, data=outcome.to_dict())
-    return outcome.to_dict()
+def _final_state(outcome: NEOutcome) -> State:
+    """The NE's run ends in a state named for its outcome - Completed, "Rolled back",
+    "Rollback failed", Failed (red), "Deferred", "Skipped" (grey, untouched) - with the reason
+    as its message; the outcome travels back to the campaign as the state's data."""
+    kind, name = progress.ne_state_name(outcome.status)
+    message = outcome.reason if outcome.status != policy.DONE else (outcome.reason or "reached target")
+    if outcome.to_version and outcome.status == policy.DONE:
+        message = f"{message}: now {outcome.to_version}"
+    return State(type=StateType[kind], name=name, message=message, data=outcome.to_dict())
 
 
 @flow(name="ne-change", flow_run_name="{ne}", persist_result=False, validate_parameters=True)

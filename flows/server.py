@@ -114,4 +114,40 @@ def ui_url(api_url: str) -> str:
 
 
 def flow_run_url(api_url: str, flow_run_id: str) -> str:
-    return f"{ui_url(api_url)}/runs/flow-run/{flow_run_id}"
+    return f"{ui_url(api_url)}/v2/runs/flow-run/{flow_run_id}"  # Prefect's new UI (the old one is at /)
+
+
+def serve_rollback(inventory: str) -> None:
+    """Serve only the one-click rollback deployment, its inventory filled in (what
+    `changeline demo` leaves running in the background so the board's links work)."""
+    ensure_server()  # before Prefect is imported: it reads PREFECT_API_URL once, at import
+    from prefect import serve
+
+    from changeline.flows.rollback_flow import rollback
+
+    os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
+    deployment = rollback.to_deployment(name="one-click", parameters={"inventory": str(Path(inventory).resolve())},
+                                        description="Roll back a campaign's NEs (or named NEs) and verify")
+    serve(deployment, limit=4)
+
+
+def wait_for_deployment(name: str, *, wait_s: float = 60.0, alive=lambda: True) -> str:
+    """The id of deployment `name` once it exists (a serve process just started registers it)."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    deadline = time.monotonic() + wait_s
+    with get_client(sync_client=True) as client:
+        while True:
+            try:
+                return str(client.read_deployment_by_name(name).id)
+            except ObjectNotFound:
+                if time.monotonic() > deadline or not alive():
+                    raise ChangelineError(f"deployment {name} did not appear within {wait_s:.0f} s") from None
+                time.sleep(0.5)
+
+
+if __name__ == "__main__":  # python -m changeline.flows.server serve-rollback INVENTORY
+    if len(sys.argv) != 3 or sys.argv[1] != "serve-rollback":
+        sys.exit("usage: python -m changeline.flows.server serve-rollback INVENTORY")
+    serve_rollback(sys.argv[2])

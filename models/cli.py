@@ -171,9 +171,18 @@ def plan(
         out["notes"] = notes
         out["config_diffs"] = {ne: [dataclasses.asdict(p) for p in ps] for ne, ps in previews.items()}
         typer.echo(json.dumps(out, indent=2, default=str))
-        return
-    typer.echo(render_plan(campaign, selected=len(hosts), targets=targets, previews=previews, notes=notes,
-                           device=not no_device))
+    else:
+        typer.echo(render_plan(campaign, selected=len(hosts), targets=targets, previews=previews, notes=notes,
+                               device=not no_device))
+    unread = sorted(name for name, f in facts.items() if f.error)
+    if unread:
+        # A plan without the NEs' own state has no config diffs: that is not the plan asked for.
+        first = facts[unread[0]].error
+        typer.echo(f"error: {len(unread)} NE(s) could not be read ({', '.join(unread[:5])}"
+                   f"{', ...' if len(unread) > 5 else ''}: {first}); the plan above comes from the inventory, "
+                   "without config diffs. Load the NE password (e.g. `set -a; . STATE_DIR/secrets.env; set +a`) "
+                   "or pass --no-device to plan from the inventory on purpose.", err=True)
+        raise typer.Exit(1)
 
 
 def _with_device_version(host: Host, facts, notes: dict[str, str]) -> Host:

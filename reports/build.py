@@ -125,6 +125,8 @@ def campaign_facts(run: RunRecords, origin: float) -> dict[str, Any]:
         "id": run.campaign_id,
         "model": model,
         "model_version": summary.get("model_version", ""),
+        "models": summary.get("models") or ([{"name": model, "version": summary.get("model_version", "")}]
+                                            if model else []),
         "started_at": started,
         "finished_at": finished,
         "finished": run.summary is not None,
@@ -204,7 +206,7 @@ def _scenario(name: str, result: Any) -> dict[str, Any]:
     result = result if isinstance(result, Mapping) else {}
     return {"scenario": result.get("scenario") or name, "passed": bool(result.get("passed")),
             "attempts": result.get("attempts"), "successes": result.get("successes"),
-            "latency_ms": result.get("latency_ms"), "reason": result.get("reason", ""),
+            "latency_ms": figures.measured_latency(result), "reason": result.get("reason", ""),
             "charging_ids": list(result.get("charging_ids") or [])}
 
 
@@ -244,6 +246,7 @@ def rollback_entry(ne: Mapping[str, Any]) -> dict[str, Any]:
                    for u in rollback.get("undone") or []],
         "backup_id": (verified.get("evidence") or {}).get("backup_id"),
         "after_run": later is not None,
+        "gate_to_rollback_s": figures.gate_to_rollback_s(ne),
     }
 
 

@@ -29,13 +29,21 @@ def steps_answered_by_operator(outcome: Mapping[str, Any]) -> set[str]:
             if d.get("by") not in UNATTENDED_DECIDERS}
 
 
+# NEs that were never in the campaign's scope (no model targets them) count in no rate.
+NOT_TARGETED = ("ineligible",)
+AT_TARGET = "done"
+
+
 @dataclass(frozen=True)
 class Automation:
     executed_steps: int      # steps that ran (done or failed)
     unattended_steps: int    # done, and nobody answered a form for them
     failed_steps: int
     operator_steps: int      # executed steps an operator answered a form for
-    rate: float | None       # unattended / executed; None when no step ran
+    rate: float | None       # per step: unattended / executed; None when no step ran
+    targeted_nes: int = 0    # NEs a model targeted (ineligible ones are not)
+    unattended_nes: int = 0  # reached their target with no person's answer on any form
+    ne_rate: float | None = None  # per NE: unattended_nes / targeted_nes; None when none targeted
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,9 +56,12 @@ def automation(outcomes: Iterable[Mapping[str, Any]]) -> Automation:
     a step counts as needing a person when the NE's decisions hold an operator's answer
     for it (a form that timed out is not a person's answer).
     """
-    executed = unattended = failed = by_operator = 0
+    executed = unattended = failed = by_operator = targeted = nes_alone = 0
     for outcome in outcomes:
         answered = steps_answered_by_operator(outcome)
+        if outcome.get("status") not in NOT_TARGETED:
+            targeted += 1
+            nes_alone += outcome.get("status") == AT_TARGET and not answered
         for step in executed_steps(outcome):
             executed += 1
             needed_person = step.get("name") in answered
@@ -59,30 +70,46 @@ def automation(outcomes: Iterable[Mapping[str, Any]]) -> Automation:
                 failed += 1
             elif not needed_person:
                 unattended += 1
-    return Automation(executed, unattended, failed, by_operator, unattended / executed if executed else None)
+    return Automation(executed, unattended, failed, by_operator, unattended / executed if executed else None,
+                      targeted, nes_alone, nes_alone / targeted if targeted else None)
 
 
 @dataclass(frozen=True)
 class Effort:
-    executed_steps: int
-    manual_hours: float      # what the executed steps take a person by hand (model's manualMinutes)
-    operator_hours: float    # time operators actually spent answering pause forms
+    executed_steps: int      # steps of the NEs that reached their target
+    manual_hours: float      # what those steps take a person by hand (model's manualMinutes)
+    operator_hours: float    # time operators actually spent answering pause forms (every NE)
     saved_hours: float       # manual_hours - operator_hours
+    counted_nes: int = 0     # NEs whose work is counted: those that reached their target
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def effort(outcomes: Iterable[Mapping[str, Any]]) -> Effort:
-    steps = 0
+    """Hours a person would have spent on the NEs the line brought to their target, less the
+    time operators spent on any NE. Work on an NE that was rolled back or failed saved nobody
+    anything: it is not counted."""
+    steps = counted = 0
     manual_minutes = operator_seconds = 0.0
     for outcome in outcomes:
+        operator_seconds += float(outcome.get("operator_seconds") or 0.0)
+        if outcome.get("status") != AT_TARGET:
+            continue
+        counted += 1
         executed = executed_steps(outcome)
         steps += len(executed)
         manual_minutes += sum(float(s.get("manual_minutes") or 0.0) for s in executed)
-        operator_seconds += float(outcome.get("operator_seconds") or 0.0)
     manual_h, operator_h = manual_minutes / 60.0, operator_seconds / 3600.0
-    return Effort(steps, round(manual_h, 3), round(operator_h, 3), round(manual_h - operator_h, 3))
+    return Effort(steps, round(manual_h, 3), round(operator_h, 3), round(manual_h - operator_h, 3), counted)
+
+
+def measured_latency(result: Mapping[str, Any]) -> float | None:
+    """A dial test's latency, only when a call got through to measure it."""
+    successes = result.get("successes")
+    if isinstance(successes, (int, float)) and successes <= 0:
+        return None
+    return result.get("latency_ms")
 
 
 @dataclass(frozen=True)
@@ -99,6 +126,7 @@ class Disruption:
     failed: int = 0
     failure_pct: float | None = None
     pools: dict[str, PoolProbe] | None = None
+    basis: str = ""          # what the counts are, as the caller labelled them
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -109,7 +137,8 @@ class Disruption:
             return "not measured"
         if not self.attempted:
             return "no probe calls made"
-        return f"{self.failed} of {self.attempted} probe calls failed ({self.failure_pct:.3f}%)"
+        text = f"{self.failed} of {self.attempted} probe calls failed ({self.failure_pct:.3f}%)"
+        return f"{text}; {self.basis}" if self.basis else text
 
 
 def _count(pool: str, probe: Mapping[str, Any], key: str) -> int:
@@ -139,7 +168,10 @@ def disruption(probes: Mapping[str, Any] | None) -> Disruption:
         pools[name] = PoolProbe(attempted, failed, _pct(failed, attempted))
     attempted = sum(p.attempted for p in pools.values())
     failed = sum(p.failed for p in pools.values())
-    return Disruption(True, attempted, failed, _pct(failed, attempted), pools)
+    basis = probes.get("basis") or ""
+    if not isinstance(basis, str):
+        raise InputError("probes: 'basis' must be text saying what the counts are")
+    return Disruption(True, attempted, failed, _pct(failed, attempted), pools, basis)
 
 
 def _pct(part: int, whole: int) -> float | None:
@@ -182,3 +214,14 @@ def counts_by_state(outcomes: Iterable[Mapping[str, Any]], order: Iterable[str] 
         counts[state] = counts.get(state, 0) + 1
     ordered = [s for s in order if s in counts] + sorted(s for s in counts if s not in order)
     return {s: counts[s] for s in ordered}
+
+
+def gate_to_rollback_s(outcome: Mapping[str, Any]) -> float | None:
+    """Seconds from the failed gate (the NE's last anomaly) to the start of its rollback: the
+    line's reaction time, plus any time the NE waited for an operator's answer."""
+    started = (outcome.get("rollback") or {}).get("started_at")
+    if not isinstance(started, (int, float)):
+        return None
+    gates = [a["at"] for a in outcome.get("anomalies") or []
+             if isinstance(a.get("at"), (int, float)) and a["at"] <= started]
+    return round(started - max(gates), 3) if gates else None

@@ -9,6 +9,7 @@ only; atoms never use it), and `SimControl`, its Python client.
     DELETE /nes/NAME/alarms[/ID]
     GET    /pools                    pools with members and probe counters
     GET    /pools/NAME/probe         {"attempted": n, "failed": n}
+    POST   /services/NAME/call       one probe call now, to a pool or an NE in no pool: {"ok": ..., "via": NE, "reason": ...}
     POST   /speed                    {"speed": 0.01}
 
 A small stdlib server: one request per connection, JSON in and out. Routing is a plain
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from changeline.errors import ChangelineError
 
-from .faults import validate_fault
+from .faults import dial_failure, validate_fault
 from .ne_xml import KNOWN_RPCS
 from .profiles import SEVERITIES
 
@@ -84,6 +85,8 @@ def route(host: SimHost, method: str, path: str, body: Any) -> Response:
     if len(parts) == 3 and parts[0] == "pools" and parts[2] == "probe" and method == "GET":
         pool = host.pools.get(parts[1])
         return (200, pool.probe()) if pool else _error(404, f"no pool {parts[1]!r}")
+    if len(parts) == 3 and parts[0] == "services" and parts[2] == "call" and method == "POST":
+        return service_call(host, parts[1])
     if parts == ["speed"] and method == "POST":
         speed = body.get("speed") if isinstance(body, dict) else None
         if not isinstance(speed, (int, float)) or isinstance(speed, bool) or speed <= 0:
@@ -96,6 +99,23 @@ def route(host: SimHost, method: str, path: str, body: Any) -> Response:
             return _error(404, f"no NE {parts[1]!r}")
         return _route_ne(host, ne, method, parts[2:], body)
     return _error(404, f"no route {method} {path}")
+
+
+def service_call(host: SimHost, name: str) -> Response:
+    """One probe call, in real time, to a service: a pool (through its balancer) or an NE in no
+    pool. It fails when it has nowhere to go, its NE is not up, or a fault stops the NE answering."""
+    pool = host.pools.get(name)
+    if pool is not None:
+        via = pool.next_probe_target()
+    elif name in host.nes and host.nes[name].pool is None:
+        via = name
+    else:
+        return _error(404, f"no pool and no NE outside a pool named {name!r}")
+    if via is None:
+        return 200, {"service": name, "ok": False, "via": None, "reason": "every member drained"}
+    ne = host.nes[via]
+    reason = f"{via} is {ne.state}" if ne.state != "up" else dial_failure(ne.faults, ne.running)
+    return 200, {"service": name, "ok": reason is None, "via": via, "reason": reason}
 
 
 def _route_ne(host: SimHost, ne: SimulatedNE, method: str, rest: list[str], body: Any) -> Response:
@@ -245,6 +265,9 @@ class SimControl:
 
     def probe(self, pool: str) -> dict[str, int]:
         return self._call("GET", f"/pools/{pool}/probe")
+
+    def call_service(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/services/{name}/call", {})
 
     def set_speed(self, speed: float) -> float:
         return self._call("POST", "/speed", {"speed": speed})["speed"]

@@ -67,8 +67,8 @@ def elements(parent: etree._Element) -> Iterator[etree._Element]:
 
 
 def _canonical_copy(node: etree._Element, parent: etree._Element | None) -> etree._Element:
-    copied = _new_element(node.tag, parent)
     children = list(elements(node))
+    copied = _new_element(node.tag, parent, None if children else _value_prefix(node))
     for child in children:
         _canonical_copy(child, copied)
     if not children:
@@ -76,12 +76,23 @@ def _canonical_copy(node: etree._Element, parent: etree._Element | None) -> etre
     return copied
 
 
-def _new_element(tag: str, parent: etree._Element | None) -> etree._Element:
+def _value_prefix(leaf: etree._Element) -> dict[str, str] | None:
+    """The declaration a leaf's value needs: an identityref such as `ds:running` means
+    nothing once its prefix is no longer bound (RFC 7950 section 9.10.3)."""
+    prefix, colon, _ = _value(leaf).partition(":")
+    namespace = leaf.nsmap.get(prefix) if colon and prefix else None
+    return {prefix: namespace} if namespace else None
+
+
+def _new_element(tag: str, parent: etree._Element | None,
+                 value_prefix: dict[str, str] | None = None) -> etree._Element:
     # Declare a namespace as the default where it starts, as NETCONF servers print it,
     # instead of the generated `ns0:` prefixes lxml would invent.
     namespace = etree.QName(tag).namespace
     parent_namespace = etree.QName(parent).namespace if parent is not None else None
     nsmap = {None: namespace} if namespace and namespace != parent_namespace else None
+    if value_prefix:
+        nsmap = {**(nsmap or {}), **value_prefix}
     if parent is None:
         return etree.Element(tag, nsmap=nsmap)
     return etree.SubElement(parent, tag, nsmap=nsmap)

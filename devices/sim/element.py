@@ -31,6 +31,7 @@ from .ne_xml import (
     config_root,
     dial_result_element,
     list_images_reply,
+    problem_info,
     rpc_arg,
     state_element,
 )
@@ -320,7 +321,8 @@ class SimulatedNE:
         if problem is not None:
             node, tag, message = problem
             path, namespaces = instance_path(node)
-            raise RpcFault(tag, message, path=path, path_namespaces=namespaces)
+            raise RpcFault(tag, message, path=path, path_namespaces=namespaces,
+                           info=problem_info(node, tag))
 
     async def _rpc_list_images(self, ctx: RpcContext, op: etree._Element) -> etree._Element:
         await self.images.warm()

@@ -18,7 +18,7 @@ LIFECYCLE_RPCS = ("list-images", "install-software", "activate-software", "rollb
                   "dial-test", "drain-traffic", "restore-traffic")
 NETCONF_OPERATIONS = ("get", "get-config", "edit-config", "copy-config", "delete-config", "lock", "unlock",
                       "close-session", "kill-session", "commit", "cancel-commit", "discard-changes",
-                      "validate")
+                      "validate", "get-schema")
 KNOWN_RPCS = NETCONF_OPERATIONS + LIFECYCLE_RPCS
 
 
@@ -172,3 +172,12 @@ def config_problem(root: etree._Element, *, name: str, ne_type: str) -> tuple[et
                 if leaf_name in NUMERIC_LEAVES and not (text.isdigit() and int(text) < 2**32):
                     return leaf, "invalid-value", f"{leaf_name} must be an unsigned 32-bit integer, got {text!r}"
     return None
+
+
+# RFC 6241 appendix A: these error-tags name the offending element in <error-info>.
+_BAD_ELEMENT_TAGS = frozenset({"unknown-element", "missing-element", "bad-element"})
+
+
+def problem_info(node: etree._Element, tag: str) -> dict[str, str]:
+    """The `<error-info>` of a `config_problem`: `<bad-element>` where appendix A wants it."""
+    return {"bad-element": etree.QName(node).localname} if tag in _BAD_ELEMENT_TAGS else {}

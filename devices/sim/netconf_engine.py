@@ -20,6 +20,7 @@ import itertools
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from lxml import etree
 
@@ -32,6 +33,16 @@ from changeline.devices.sim.datastore import (
     config_root,
     elements,
     subtree_filter,
+)
+from changeline.devices.sim.yang_library import (
+    MONITORING_NS,
+    ModuleSet,
+    SchemaLookupError,
+    modules_state_element,
+    ne_module_set,
+    netconf_state_element,
+    select_schema,
+    yang_library_element,
 )
 from changeline.errors import ChangelineError
 
@@ -63,6 +74,9 @@ DROP_BEFORE = "drop-before"
 DROP_AFTER = "drop-after"
 
 _XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
+# XML whitespace. Clients send a newline after the previous `]]>]]>` or before `<?xml`
+# (scrapli's hello does); an XML declaration must start its document, so it is skipped.
+_XML_SPACE = b" \t\r\n"
 # No DTDs, no entity expansion, no network: a client message is untrusted input.
 _PARSER = etree.XMLParser(remove_blank_text=True, resolve_entities=False, no_network=True,
                           load_dtd=False)
@@ -94,10 +108,11 @@ class RpcFault(ChangelineError):
         return cls(error.tag, error.reason, app_tag=error.app_tag, error_type=error.error_type,
                    path=error.path, path_namespaces=error.path_namespaces, info=error.info)
 
-    def to_element(self) -> etree._Element:
+    def to_element(self, *, base_1_1: bool) -> etree._Element:
+        """The `<rpc-error>` as a peer speaking base:1.1 (or only 1.0) may receive it."""
         error = etree.Element(_nc("rpc-error"), nsmap={None: NC_NS})
         etree.SubElement(error, _nc("error-type")).text = self.error_type
-        etree.SubElement(error, _nc("error-tag")).text = self.tag
+        etree.SubElement(error, _nc("error-tag")).text = error_tag_for(self.tag, base_1_1=base_1_1)
         etree.SubElement(error, _nc("error-severity")).text = self.severity
         if self.app_tag:
             etree.SubElement(error, _nc("error-app-tag")).text = self.app_tag
@@ -111,6 +126,14 @@ class RpcFault(ChangelineError):
             for name, value in self.info.items():
                 etree.SubElement(info, _nc(name)).text = str(value)
         return error
+
+
+def error_tag_for(tag: str, *, base_1_1: bool) -> str:
+    """RFC 6241 appendix A: malformed-message is new in base:1.1 and MUST NOT be sent to a
+    1.0 peer; for it the same failure is operation-failed, 1.0's catch-all."""
+    if tag == "malformed-message" and not base_1_1:
+        return "operation-failed"
+    return tag
 
 
 class HelloError(ChangelineError):
@@ -143,12 +166,19 @@ class NetconfEngine:
     def __init__(self, *, config: etree._Element,
                  capabilities: Iterable[str] = (NE_MODULE_CAPABILITY,),
                  state_provider: Callable[[], list[etree._Element]] | None = None,
-                 validator: Callable[[etree._Element], None] | None = None) -> None:
+                 validator: Callable[[etree._Element], None] | None = None,
+                 modules: ModuleSet | None = None,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
         """`config` is a `<config>`-style root holding the NE's top containers; it becomes
         running (and candidate). `validator`, if given, is called with a copy of a
         datastore root before it is committed or validated and raises `RpcFault` to refuse
-        it (the NE's own data rules; structure is always checked)."""
-        self.capabilities: list[str] = [*BASE_CAPABILITIES, *capabilities]
+        it (the NE's own data rules; structure is always checked). `modules` are the YANG
+        modules the YANG library lists and `<get-schema>` serves (default: the simulator's
+        yang/ folder); `now` stamps lock times in the monitoring state."""
+        self.modules = modules or ne_module_set(BASE_CAPABILITIES)
+        self.capabilities: list[str] = [*BASE_CAPABILITIES, *capabilities,
+                                        *self.modules.capabilities()]
+        self._now = now
         self.state_provider = state_provider
         self.validator = validator
         self.before_rpc: Callable[[int, str], Awaitable[str | None]] | None = None
@@ -160,12 +190,20 @@ class NetconfEngine:
         self._sessions: dict[int, Callable[[], None]] = {}  # id -> close callback
         self._session_ids = itertools.count(1)
         self._locks: dict[str, int] = {}
+        self._locked_at: dict[str, str] = {}  # datastore -> when its current lock was taken
+        self._base_1_1: set[int] = set()  # sessions whose hello offered base:1.1
         self._confirmed: _ConfirmedCommit | None = None
         self._handlers: dict[tuple[str, str], RpcHandler] = {
             (NC_NS, name): getattr(self, "_op_" + name.replace("-", "_"))
             for name in ("get", "get-config", "edit-config", "copy-config", "delete-config",
                          "lock", "unlock", "validate", "commit", "cancel-commit",
                          "discard-changes", "close-session", "kill-session")}
+        self._handlers[(MONITORING_NS, "get-schema")] = self._op_get_schema
+        # The library does not change while the NE runs: built once, copied per <get>.
+        self._library_state = {
+            "yang-library": yang_library_element(self.modules, DATASTORES),
+            "modules-state": modules_state_element(self.modules),
+        }
 
     # --- public API for the transport and the NE behaviour ---------------------------
 
@@ -211,6 +249,7 @@ class NetconfEngine:
         the candidate lock. Idempotent."""
         if self._sessions.pop(session_id, None) is None:
             return
+        self._base_1_1.discard(session_id)
         pending = self._confirmed
         if pending and pending.owner == session_id and pending.persist is None:
             self._revert_confirmed_commit(pending)
@@ -241,7 +280,7 @@ class NetconfEngine:
         """Read the client's hello; True when both sides speak base:1.1 (chunked framing
         from now on). Raises HelloError when the session must not continue."""
         try:
-            hello = etree.fromstring(message, _PARSER)
+            hello = etree.fromstring(message.lstrip(_XML_SPACE), _PARSER)
         except etree.XMLSyntaxError as err:
             raise HelloError(f"malformed hello: {err}") from err
         if hello.tag != _nc("hello"):
@@ -252,22 +291,26 @@ class NetconfEngine:
                             for c in hello.iterfind(f"{_nc('capabilities')}/{_nc('capability')}"))
         if not offered & {BASE_1_0, BASE_1_1}:
             raise HelloError("client offers no NETCONF base capability")
-        return BASE_1_1 in offered and BASE_1_1 in self.capabilities
+        base_1_1 = BASE_1_1 in offered and BASE_1_1 in self.capabilities
+        if base_1_1:
+            self._base_1_1.add(session_id)
+        return base_1_1
 
     async def handle(self, session_id: int, message: bytes) -> bytes | None:
         """Process one `<rpc>` message; returns the `<rpc-reply>`, or None when there is
         nothing to send (the session is gone)."""
         if session_id not in self._sessions:
             return None
+        base_1_1 = session_id in self._base_1_1
         try:
             rpc = _parse_rpc(message)
         except RpcFault as fault:
-            return _to_bytes(_reply(None, [fault.to_element()]))
+            return _to_bytes(_reply(None, [fault.to_element(base_1_1=base_1_1)]))
         operations = list(elements(rpc))
         if len(operations) != 1:
             fault = RpcFault("malformed-message", "an <rpc> holds exactly one operation",
                              error_type="rpc", info={"bad-element": "rpc"})
-            return _to_bytes(_reply(rpc, [fault.to_element()]))
+            return _to_bytes(_reply(rpc, [fault.to_element(base_1_1=base_1_1)]))
         operation = operations[0]
         action = None
         if self.before_rpc is not None:
@@ -298,7 +341,8 @@ class NetconfEngine:
                                error_type="protocol")
             result = await handler(context, operation)
         except Exception as error:  # every failure must reach the client as an rpc-error
-            return _reply(rpc, [fault.to_element() for fault in _as_faults(error)])
+            base_1_1 = session_id in self._base_1_1
+            return _reply(rpc, [fault.to_element(base_1_1=base_1_1) for fault in _as_faults(error)])
         return _reply(rpc, [result if result is not None else etree.Element(_nc("ok"))])
 
     # --- standard operations ---------------------------------------------------------
@@ -308,10 +352,48 @@ class NetconfEngine:
         selector = _filter(op)
         data = subtree_filter(self._datastores["running"], selector)
         data.tag = _nc("data")
+        state = etree.Element(_nc("data"))
         if self.state_provider is not None:
-            state = etree.Element(_nc("data"))
             state.extend(copy.deepcopy(node) for node in self.state_provider())
-            data.extend(list(elements(subtree_filter(state, selector))))
+        state.extend(self._server_state(_top_names(selector)))
+        data.extend(list(elements(subtree_filter(state, selector))))
+        return data
+
+    def _server_state(self, wanted: frozenset[str] | None) -> list[etree._Element]:
+        """The YANG library and monitoring trees a `<get>` may select (`wanted`: the local
+        names its filter asks for at the top, None for all). A thousand NEs answer
+        filtered `<get>`s all day: what no filter names is not even built."""
+        nodes = [copy.deepcopy(node) for name, node in self._library_state.items()
+                 if wanted is None or name in wanted]
+        if wanted is None or "netconf-state" in wanted:
+            locks = {name: (holder, self._locked_at[name]) for name, holder in self._locks.items()}
+            nodes.append(netconf_state_element(self.modules, self.capabilities, DATASTORES, locks))
+        return nodes
+
+    async def _op_get_schema(self, ctx: RpcContext, op: etree._Element) -> etree._Element:
+        """RFC 6022 section 3.1: the text of a module the library lists."""
+        args: dict[str, etree._Element] = {}
+        for child in elements(op):
+            name = etree.QName(child)
+            if name.namespace not in (MONITORING_NS, None) or name.localname not in (
+                    "identifier", "version", "format"):
+                raise RpcFault("unknown-element", f"unexpected <{name.localname}> in <get-schema>",
+                               error_type="protocol", info={"bad-element": name.localname})
+            args[name.localname] = child
+        if "identifier" not in args:
+            raise RpcFault("missing-element", "<get-schema> needs <identifier>",
+                           error_type="protocol", info={"bad-element": "identifier"})
+        if "format" in args and not _is_yang_format(args["format"]):
+            raise RpcFault("invalid-value", "only the yang format is served",
+                           info={"bad-element": "format"})
+        version = args.get("version")
+        try:
+            module = select_schema(self.modules, (args["identifier"].text or "").strip(),
+                                   None if version is None else (version.text or "").strip())
+        except SchemaLookupError as err:
+            raise RpcFault(err.tag, str(err), app_tag=err.app_tag) from err
+        data = etree.Element(f"{{{MONITORING_NS}}}data", nsmap={None: MONITORING_NS})
+        data.text = module.text
         return data
 
     async def _op_get_config(self, ctx: RpcContext, op: etree._Element) -> etree._Element:
@@ -383,6 +465,7 @@ class NetconfEngine:
             raise RpcFault("lock-denied", "candidate has uncommitted changes",
                            error_type="protocol", info={"session-id": 0})
         self._locks[target] = ctx.session_id
+        self._locked_at[target] = _date_and_time(self._now())
         return None
 
     async def _op_unlock(self, ctx: RpcContext, op: etree._Element) -> None:
@@ -561,7 +644,7 @@ class NetconfEngine:
 def _parse_rpc(message: bytes) -> etree._Element:
     """The `<rpc>` element of a message; RpcFault (answered without message-id) otherwise."""
     try:
-        rpc = etree.fromstring(message, _PARSER)
+        rpc = etree.fromstring(message.lstrip(_XML_SPACE), _PARSER)
     except etree.XMLSyntaxError as err:
         raise RpcFault("malformed-message", f"not well-formed XML: {err}",
                        error_type="rpc") from err
@@ -667,3 +750,23 @@ def _filter(op: etree._Element) -> etree._Element | None:
                        error_type="protocol",
                        info={"bad-attribute": "type", "bad-element": "filter"})
     return selector
+
+
+def _top_names(selector: etree._Element | None) -> frozenset[str] | None:
+    """Local names of a subtree filter's top-level nodes; None without a filter."""
+    if selector is None:
+        return None
+    return frozenset(etree.QName(node).localname for node in elements(selector))
+
+
+def _is_yang_format(node: etree._Element) -> bool:
+    """`<format>` names the identity ncm:yang: `yang` or `PREFIX:yang` with PREFIX bound
+    to the monitoring namespace (an identityref, RFC 7950 section 9.10.3)."""
+    prefix, _, name = (node.text or "").strip().rpartition(":")
+    # Unprefixed is taken as ncm:yang whatever the default namespace: clients differ.
+    return name == "yang" and (not prefix or node.nsmap.get(prefix) == MONITORING_NS)
+
+
+def _date_and_time(moment: datetime) -> str:
+    """yang:date-and-time in UTC, e.g. 2026-12-01T22:10:05Z."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -37,7 +37,11 @@ async def start_netconf_listener(
         host, port,
         server_host_keys=host_keys,
         encoding=None,  # NETCONF framing works on bytes
-        allow_pty=False,
+        # OpenSSH run with -tt (scrapli's system transport) requests a PTY and gives up
+        # when refused. It is granted and ignored: no line editing, no echo, the bytes
+        # stay NETCONF.
+        allow_pty=True,
+        line_editor=False,
         x11_forwarding=False,
         agent_forwarding=False,
         allow_scp=False,
@@ -169,5 +173,7 @@ class _NetconfChannel(asyncssh.SSHServerSession):
             self._close()
 
     def _close(self) -> None:
-        # A clean channel close flushes what was written before it (the last reply).
-        self._channel.close()
+        # A clean channel close flushes what was written before it (the last reply). The
+        # exit status tells `ssh -s netconf` the subsystem ended (else it exits 255, as
+        # for a failure); the NETCONF outcome itself was in the replies.
+        self._channel.exit(0)

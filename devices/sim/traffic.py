@@ -43,6 +43,13 @@ def route_calls(members: Mapping[str, Member]) -> tuple[dict[str, float], float]
     return served, failed
 
 
+def probe_target(members: Mapping[str, Member], turn: int) -> str | None:
+    """Which member the pool's balancer hands its `turn`-th probe call (round robin over the
+    members not drained); None when every member is drained and the call has nowhere to go."""
+    targets = sorted(name for name, m in members.items() if not m.drained)
+    return targets[turn % len(targets)] if targets else None
+
+
 def load_factor(members: Mapping[str, Member], name: str) -> float:
     """A member's load relative to a fair share: 1.0 when all members serve evenly,
     2.0 when it also carries a drained peer's half of a two-member pool, 0 when drained."""
@@ -60,6 +67,7 @@ class Pool:
         self._attempted = 0.0
         self._failed = 0.0
         self._settled_at = clock.now()
+        self._probe_turn = -1
 
     def _settle(self) -> None:
         now = self._clock.now()
@@ -86,6 +94,10 @@ class Pool:
     def probe(self) -> dict[str, int]:
         self._settle()
         return {"attempted": int(self._attempted), "failed": int(self._failed)}
+
+    def next_probe_target(self) -> str | None:
+        self._probe_turn += 1
+        return probe_target(self.members, self._probe_turn)
 
 
 def kpi_values(kpis: Iterable[Kpi], load: float, factors: Mapping[str, float]) -> list[tuple[Kpi, float]]:

@@ -55,6 +55,11 @@ def test_rollback_deployment_started_like_the_ui_does(prefect_api, line_home, fl
                 time.sleep(1)
         assert run.state.is_completed(), run.state
         assert _state(flow_sim, "amf-12")[0].running_version == "1.2.0"
+        # Its state says what it undid and verified (this NE was at target: every step is undone now).
+        assert run.state.name == "Rolled back", run.state
+        assert run.state.message.startswith("amf-12: undid activate, "), run.state.message
+        assert "running version 1.2.0 (read from the NE)" in run.state.message
+        assert "byte-identical to the backup" in run.state.message
         # The campaign deployment carries the change window: a Saturday 02:00 Shanghai cron, 240 minutes.
         from prefect.client.orchestration import get_client
 

@@ -54,3 +54,14 @@ def test_bad_plan_arguments_are_clear_errors(sim):
     run = cli("plan", str(LIBRARY / "amf/1.3/amf-upgrade.yaml"), "-i", str(sim.inventory_path), "-t", "colour=red")
     assert run.returncode == 1 and "Traceback" not in run.stderr
     assert "unknown key 'colour'" in run.stderr
+
+
+def test_a_plan_that_cannot_read_the_nes_says_so_and_fails_unless_asked_not_to_read(sim):
+    args = ("plan", str(LIBRARY / "amf/1.3/amf-t3512-timer.yaml"), "-i", str(sim.inventory_path), "-t", "amf-1",
+            "-p", "t3512_s=1800")
+    unread = cli(*args, env={"CHANGELINE_NE_PASSWORD": ""})
+    assert unread.returncode == 1 and "Traceback" not in unread.stderr, unread.stderr
+    assert "1 NE(s) could not be read (amf-1" in unread.stderr and "--no-device" in unread.stderr
+    assert "amf-1" in unread.stdout  # the plan from the inventory is still shown
+    on_purpose = cli(*args, "--no-device", env={"CHANGELINE_NE_PASSWORD": ""})
+    assert on_purpose.returncode == 0, on_purpose.stderr

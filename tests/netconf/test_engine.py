@@ -31,12 +31,15 @@ def new_engine(**kwargs) -> NetconfEngine:
 
 
 class Client:
-    """A session on an engine, recording whether the engine asked to close it."""
+    """A session on an engine, recording whether the engine asked to close it; `base` is
+    the version its hello offers (None: no hello exchanged)."""
 
-    def __init__(self, engine: NetconfEngine) -> None:
+    def __init__(self, engine: NetconfEngine, base: str | None = BASE_1_1) -> None:
         self.engine = engine
         self.closed = False
         self.id = engine.new_session(self._close)
+        if base is not None:
+            engine.accept_hello(self.id, client_hello(base))
 
     def _close(self) -> None:
         self.closed = True
@@ -77,7 +80,7 @@ SET_TIMER = (f'<edit-config><target><candidate/></target><config><ne xmlns="{CL}
 
 def test_hello_carries_capabilities_escaped_and_the_session_id():
     engine = new_engine()
-    hello = engine.hello(Client(engine).id)
+    hello = engine.hello(Client(engine, base=None).id)
     assert b"module=changeline-ne&amp;revision=2026-11-25" in hello
     root = etree.fromstring(hello)
     assert root.findtext(f"{{{NC}}}session-id") == "1"
@@ -92,8 +95,8 @@ def client_hello(*capabilities: str, extra: str = "") -> bytes:
 
 def test_client_hello_decides_the_framing():
     engine = new_engine()
-    assert engine.accept_hello(Client(engine).id, client_hello(BASE_1_0, BASE_1_1)) is True
-    assert engine.accept_hello(Client(engine).id, client_hello(BASE_1_0)) is False
+    assert engine.accept_hello(Client(engine, base=None).id, client_hello(BASE_1_0, BASE_1_1)) is True
+    assert engine.accept_hello(Client(engine, base=None).id, client_hello(BASE_1_0)) is False
 
 
 @pytest.mark.parametrize("hello", [
@@ -105,7 +108,7 @@ def test_client_hello_decides_the_framing():
 def test_unusable_client_hello_is_refused(hello):
     engine = new_engine()
     with pytest.raises(HelloError):
-        engine.accept_hello(Client(engine).id, hello)
+        engine.accept_hello(Client(engine, base=None).id, hello)
 
 
 def test_session_ids_are_unique_and_start_at_one():
@@ -161,7 +164,9 @@ def test_get_adds_state_and_the_filter_applies_to_it():
     async def scenario():
         client = Client(new_engine())
         reply = await client.send("<get/>")
-        assert data_children(reply) == ["ne", "ne-state"]
+        # The NE's state, then the server's own: YANG library (RFC 8525) and monitoring (RFC 6022).
+        assert data_children(reply) == ["ne", "ne-state", "yang-library", "modules-state",
+                                        "netconf-state"]
         reply = await client.send(f'<get><filter><ne-state xmlns="{CL}"><uptime-seconds/>'
                                   "</ne-state></filter></get>")
         assert reply.xpath("nc:data/cl:ne-state/*/text()", namespaces=NS) == ["7"]

@@ -209,4 +209,4 @@ def make_run(home: Path, *, extra_done: int = 0) -> dict:
     journal.set_ne_status(CAMPAIGN, "nrf-1", policy.INELIGIBLE, outcomes["nrf-1"]["reason"])
     meta = SimpleNamespace(name="amf-smf-upgrade", version="1.3.0")
     model = SimpleNamespace(metadata=meta, name=meta.name, version=meta.version)
-    return progress.summarize(CAMPAIGN, model, outcomes, started, None, started + timedelta(hours=2))
+    return progress.summarize(CAMPAIGN, [model], outcomes, started, None, started + timedelta(hours=2))

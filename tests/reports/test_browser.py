@@ -35,7 +35,8 @@ def test_timeline_renders_one_row_per_ne_without_outside_requests(sample):
             assert box and box["width"] > 600 and box["height"] > 4 * 15
             bars = page.locator("#timeline rect.bar")
             assert bars.count() >= 20 and all(bars.nth(i).bounding_box()["width"] > 0 for i in range(bars.count()))
-            assert page.locator("#fig-automation .value").inner_text() == "94.7%"
+            assert page.locator("#automation-per-ne").inner_text() == "33.3%"  # 1 of 3 targeted NEs
+            assert page.locator("#automation-per-step").inner_text() == "94.7%"
             assert page.locator("#ne-smf-1").get_attribute("open") is not None
         finally:
             browser.close()

@@ -17,8 +17,9 @@ from changeline.reports.build import build_campaign_report, campaign_report
 from tests.reports.sample_run import CAMPAIGN, DECISION_COMMENT, OPERATOR_WAIT_S, PROBES, make_run
 
 NES = ["amf-1", "nrf-1", "smf-1", "upf-1"]
-# amf-1 ran 11 steps (215 manual minutes); smf-1 ran 7 and failed its 8th (150 manual minutes).
-MANUAL_MINUTES = 215 + 150
+# amf-1 ran 11 steps (215 manual minutes) and reached target; smf-1 ran 7 and failed its 8th (150
+# manual minutes) and was rolled back: its work saved nobody anything and is not counted.
+MANUAL_MINUTES = 215
 
 
 def test_records_read_outcomes_in_the_flow_dataclasses_shape():
@@ -39,9 +40,11 @@ def test_report_paths_and_default_location(sample, home):
 def test_figures_are_computed_from_the_run(sample):
     data = json.loads(build_campaign_report(CAMPAIGN, probes=PROBES).json.read_text())
     fig = data["figures"]
+    # Per NE: of amf-1, smf-1 and upf-1 (nrf-1 was not targeted) only amf-1 reached its target.
     assert fig["automation"] == {"executed_steps": 19, "unattended_steps": 18, "failed_steps": 1,
-                                 "operator_steps": 1, "rate": pytest.approx(18 / 19)}
-    assert fig["effort"]["executed_steps"] == 19
+                                 "operator_steps": 1, "rate": pytest.approx(18 / 19),
+                                 "targeted_nes": 3, "unattended_nes": 1, "ne_rate": pytest.approx(1 / 3)}
+    assert fig["effort"]["executed_steps"] == 11 and fig["effort"]["counted_nes"] == 1
     assert fig["effort"]["manual_hours"] == pytest.approx(MANUAL_MINUTES / 60, abs=1e-3)
     assert fig["effort"]["operator_hours"] == pytest.approx(OPERATOR_WAIT_S / 3600, abs=1e-3)
     assert fig["effort"]["saved_hours"] == pytest.approx(MANUAL_MINUTES / 60 - OPERATOR_WAIT_S / 3600, abs=1e-3)
@@ -83,7 +86,8 @@ def test_html_is_self_contained(sample):
 def test_disruption_says_not_measured_without_probes(sample):
     paths = build_campaign_report(CAMPAIGN)
     assert json.loads(paths.json.read_text())["figures"]["disruption"] == {
-        "measured": False, "attempted": 0, "failed": 0, "failure_pct": None, "pools": None, "text": "not measured"}
+        "measured": False, "attempted": 0, "failed": 0, "failure_pct": None, "pools": None, "basis": "",
+        "text": "not measured"}
     assert "not measured" in paths.html.read_text()
 
 

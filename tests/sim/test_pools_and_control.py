@@ -103,3 +103,26 @@ def test_speed_changes_at_run_time(sim):
         started = time.monotonic()
         assert find(nc.dispatch(rpc("dial-test", scenario="ue-registration")), "cl:result") == ["pass"]
         assert time.monotonic() - started >= 0.55
+
+
+def test_a_probe_call_goes_round_the_pool_and_fails_where_nobody_answers(sim):
+    """One real-time call per request: round robin over the pool's undrained members; an
+    NE in no pool is a service of its own; a call with nowhere to go fails with the reason."""
+    calls = [sim.control.call_service("amf-pool-1") for _ in range(4)]
+    assert [c["via"] for c in calls] == ["amf-1", "amf-2", "amf-1", "amf-2"]
+    assert all(c["ok"] and c["reason"] is None for c in calls)
+    for ne in ("amf-1", "amf-2"):
+        with sim.netconf(ne) as nc:
+            nc.dispatch(rpc("drain-traffic"))
+    drained = sim.control.call_service("amf-pool-1")
+    assert drained == {"service": "amf-pool-1", "ok": False, "via": None, "reason": "every member drained"}
+    with pytest.raises(SimControlError, match="no pool and no NE outside a pool named 'amf-1'"):
+        sim.control.call_service("amf-1")  # a pool member is probed through its pool
+
+
+def test_probe_targets_skip_drained_members():
+    from changeline.devices.sim.traffic import Member, probe_target
+
+    members = {"b": Member(), "a": Member(drained=True), "c": Member(up=False)}
+    assert [probe_target(members, turn) for turn in range(3)] == ["b", "c", "b"]
+    assert probe_target({"a": Member(drained=True)}, 0) is None

@@ -102,7 +102,9 @@ def demo_run(chromium, prefect_api, tmp_path_factory):
         result = run_demo(settings, echo=lines.append)
         yield result
     finally:
-        cli("sim", "down", "--state-dir", str(home / "demo" / "sim"))
+        from changeline.demo import stop_demo
+
+        stop_demo(home, stop_prefect=False)  # the simulator and the rollback service; the server is the session's
         os.environ.clear()
         os.environ.update(saved)
 

@@ -68,22 +68,22 @@ def test_campaign_run_shows_every_ne_run_and_the_steps(demo_run, api, page):
 
 
 def test_campaign_artifacts_show_every_ne_and_its_state(demo_run, api, page):
-    key = f"campaign-{demo_run.campaign_id}-nes"
+    key = f"campaign-{demo_run.campaign_id}-board"
     page.goto(f"{ui(demo_run)}/v2/runs/flow-run/{campaign_run_id(demo_run)}?tab=Artifacts")
-    for what in ("nes", "summary", "progress"):
+    for what in ("board", "summary", "progress"):
         page.get_by_text(f"campaign-{demo_run.campaign_id}-{what}").first.wait_for()
     page.get_by_text(key).first.scroll_into_view_if_needed()
     screenshot(page, "04-campaign-artifacts")
 
     page.goto(f"{ui(demo_run)}/v2/artifacts/artifact/{api.latest_artifact(key)['latest_id']}")
-    table = page.locator("table")
-    table.get_by_text(demo_run.faulty_ne, exact=True).wait_for()
+    tables = page.locator("table")
+    page.get_by_role("cell", name=demo_run.faulty_ne, exact=True).first.wait_for()
     for ne, out in demo_run.summary["nes"].items():
-        row = table.locator("tr", has=page.get_by_text(ne, exact=True))
+        row = tables.locator("tr", has=page.get_by_text(ne, exact=True))
         assert row.count() == 1, ne
         assert row.locator("td").nth(1).inner_text().strip() == out["status"], ne
     assert demo_run.summary["nes"][demo_run.faulty_ne]["status"] == "rolled-back"
-    screenshot(page, "05-ne-table-artifact")
+    screenshot(page, "05-ne-board-artifact")
 
 
 def test_report_timeline_renders_one_row_per_ne(demo_run, browser, page):
