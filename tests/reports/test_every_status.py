@@ -74,4 +74,5 @@ def test_an_outcome_of_the_wrong_shape_is_refused_on_write_and_on_read(home):
         NEOutcome.from_dict({"ne": "upf-1", "rollback": {"reason": "?"}})
     # A rollback in the old short form reads back in full shape.
     full = NEOutcome.from_dict({"ne": "upf-1", "rollback": {"ok": False, "reason": "dial test"}}).to_dict()
-    assert full["rollback"] == {"ok": False, "reason": "dial test", "cause": "", "undone": [], "verified": {}}
+    assert full["rollback"] == {"ok": False, "reason": "dial test", "cause": "", "undone": [], "verified": {},
+                                "started_at": 0.0}
