@@ -186,6 +186,17 @@ def build_report(campaign_id: str) -> dict:
     return json.loads(paths.json.read_text())
 
 
+def summary_of(**kwargs) -> dict:
+    """A campaign run in this process, its summary whatever its state (a run with a failed NE
+    ends Failed, its summary the state's data)."""
+    from changeline.flows.campaign import campaign
+
+    state = campaign(**kwargs, return_state=True)
+    summary = state.result(raise_on_failure=False)
+    assert isinstance(summary, dict), f"the campaign crashed: {summary!r}"
+    return summary
+
+
 # --- the engine from outside ------------------------------------------------------------------
 
 def cli(*args: str) -> list[str]:

@@ -11,10 +11,9 @@ import time
 import pytest
 
 from changeline.flows import policy, stores
-from changeline.flows.campaign import campaign
 from changeline.flows.rollback_flow import rollback
 from tests.reliability.matrix import FULL, MODELS, build_report, check_ne, configs_before, kill_when, \
-    model_variant, models_with, rollback_under_way, rolling_back, run_to_end, start_engine
+    model_variant, models_with, rollback_under_way, rolling_back, run_to_end, start_engine, summary_of
 
 TYPES = {"amf": "AMF", "upf": "UPF", "pcscf": "P-CSCF"}
 
@@ -111,7 +110,7 @@ def test_report_renders_an_ne_whose_rollback_failed(prefect_api, rel_home, rel_s
     rel_sim.control.add_fault(name, "dial-test-fail-after-upgrade")
     rel_sim.control.add_fault(name, "drop-mid-rpc", rpc="rollback-software", count=50)
     cid = "rollback-fails"
-    summary = campaign(models=models_with(str(MODELS["P-CSCF"])),
+    summary = summary_of(models=models_with(str(MODELS["P-CSCF"])),
                        inventory=str(rel_sim.inventory_path), targets=name, campaign_id=cid,
                        params={"image_repo": str(rel_images)})
     out = summary["nes"][name]

@@ -8,9 +8,8 @@ import threading
 import pytest
 
 from changeline.flows import policy, stores
-from changeline.flows.campaign import campaign
 from tests.reliability.matrix import FAULT_CELLS, FULL, build_report, cell_nes, check_ne, configs_before, \
-    model_variant, models_with
+    model_variant, models_with, summary_of
 
 CELLS = [c for c in FAULT_CELLS if FULL or c.fast]
 
@@ -57,7 +56,7 @@ def test_fault_cell(cell, prefect_api, rel_home, rel_sim, rel_images, all_at_onc
     for setter in setters:
         setter.start()
     try:
-        summary = campaign(models=all_at_once, inventory=str(rel_sim.inventory_path), targets=",".join(nes.values()),
+        summary = summary_of(models=all_at_once, inventory=str(rel_sim.inventory_path), targets=",".join(nes.values()),
                            campaign_id=campaign_id, params={"image_repo": str(rel_images)}, concurrency_cap=3)
     finally:
         stop.set()
