@@ -53,22 +53,23 @@ def starts_at_once() -> int:
 
 
 # What the window decisions take as "now": the wall clock, unless a caller (a test, a dry run)
-# runs the campaign under a clock of its own (`window_clock`).
-_window_now: contextvars.ContextVar = contextvars.ContextVar("changeline_window_now", default=None)
+# runs the campaign under a clock of its own (`window_clock`). Keyed by campaign id, not a
+# context variable: Prefect runs a flow's body in a context of its own.
+_window_clocks: dict[str, Any] = {}
 
 
 @contextmanager
-def window_clock(now):
-    """Campaigns started in this block decide window fits by `now()` (an aware datetime)."""
-    token = _window_now.set(now)
+def window_clock(campaign_id: str, now):
+    """The campaign `campaign_id` started in this block decides window fits by `now()` (an aware datetime)."""
+    _window_clocks[campaign_id] = now
     try:
         yield
     finally:
-        _window_now.reset(token)
+        _window_clocks.pop(campaign_id, None)
 
 
-def window_now() -> datetime:
-    now = _window_now.get()
+def window_now(campaign_id: str) -> datetime:
+    now = _window_clocks.get(campaign_id)
     return now() if now is not None else datetime.now(timezone.utc)
 
 
@@ -182,7 +183,7 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             settling = Settling()
 
             def window_refusal(host, plan) -> str | None:
-                fit = policy.window_fit(now=window_now(), window_end=window_end,
+                fit = policy.window_fit(now=window_now(campaign_id), window_end=window_end,
                                         estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
                                         scale=time_scale(host))
                 if fit.fits:

@@ -161,16 +161,20 @@ def test_window_too_short_defers_the_remaining_nes(prefect_api, line_home, flow_
     start = datetime.now(timezone.utc)
     end = start + timedelta(seconds=needed + 1.0)
 
+    asked = []
+
     def now():
         canary_done = stores.journal().ne_statuses("short-window").get("upf-11", ("",))[0] == "done"
+        asked.append(canary_done)
         return start + timedelta(seconds=needed if canary_done else 0.0)
 
-    with window_clock(now):
+    with window_clock("short-window", now):
         summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path),
                            targets="upf-11,upf-12,upf-13", campaign_id="short-window",
                            params={"image_repo": str(image_repo)}, window_end=end)
     states = {n: o["status"] for n, o in summary["nes"].items()}
     assert states == {"upf-11": "done", "upf-12": "deferred", "upf-13": "deferred"}, summary["nes"]
+    assert False in asked and True in asked, asked  # the decisions took the injected clock
     assert "worst-case rollback" in summary["nes"]["upf-12"]["reason"]
     assert _state(flow_sim, "upf-12")[0].running_version == "1.2.0"
 
