@@ -10,7 +10,6 @@ from __future__ import annotations
 import time
 
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, Journaled, scaled, timed
-from changeline.devices import ne_api
 from changeline.errors import CheckFailed, DeviceTimeout, SessionDropped, TransientError
 
 SPEC = AtomSpec(
@@ -45,13 +44,13 @@ def restarted_since(ctx: AtomContext, before, state, started: float) -> bool:
 
 def switch_version(ctx: AtomContext, version: str, *, restart_timeout_s: float, via_rollback: bool = False) -> dict:
     """Activate `version` and return evidence once the NE answers on it. Raises on old version or timeout."""
-    before = ne_api.read_state(ctx.session)
+    before = ctx.driver.read_state()
     started = time.monotonic()
     try:
         if via_rollback:
-            ne_api.rollback_software(ctx.session)
+            ctx.driver.rollback_software()
         else:
-            ne_api.activate_software(ctx.session, version)
+            ctx.driver.activate(version)
     except (SessionDropped, DeviceTimeout):
         pass  # the NE may drop us before its reply reaches us; the wait below decides
     # The NE is about to drop this session: never send on it again (an RPC sent as the NE drops
@@ -84,7 +83,7 @@ def _probes(ctx: AtomContext, deadline: float):
     delay, probe_s = 0.05, FIRST_PROBE_S
     while True:
         try:
-            state = ne_api.read_state(ctx.session, timeout=min(probe_s, max(deadline - time.monotonic(), 0.5)))
+            state = ctx.driver.read_state(timeout=min(probe_s, max(deadline - time.monotonic(), 0.5)))
             if state.uptime_s > 0:
                 yield state, ""
             else:  # answering, but on its way down or not up yet: nothing to judge by
@@ -114,7 +113,7 @@ def state_once_back(ctx: AtomContext, limit_s: float):
 
 @timed
 def run(ctx: AtomContext, *, version: str, restart_timeout_s: float = 900) -> AtomResult:
-    state = ne_api.read_state(ctx.session)
+    state = ctx.driver.read_state()
     if state.running_version == version:
         return AtomResult(atom=SPEC.name, ne=ctx.ne, changed=False, reason=f"already running {version}")
     installed = {i.version for i in state.images if i.state in ("installed", "active")}

@@ -10,7 +10,6 @@ from __future__ import annotations
 from lxml import etree
 
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
-from changeline.devices import ne_api
 from changeline.devices.configxml import canonical, config_from_data
 from changeline.errors import RpcError
 
@@ -36,7 +35,7 @@ def speaks_contract(ctx: AtomContext) -> bool:
     module (so it advertises the namespace) without implementing the NE behind it."""
     facts = ctx.session.facts
     if "contract" not in facts:
-        facts["contract"] = ne_api.read_state_optional(ctx.session) is not None
+        facts["contract"] = ctx.driver.read_state_optional() is not None
     return facts["contract"]
 
 
@@ -57,7 +56,7 @@ def run(ctx: AtomContext, *, include_startup: bool = True, include_state: bool =
                 raise
     version, state = "", None
     if speaks_contract(ctx):
-        ne_state = ne_api.read_state(ctx.session)
+        ne_state = ctx.driver.read_state()
         version = ne_state.running_version
         if include_state:
             state = ne_state.raw.encode()

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from changeline.atoms.backups import BackupStore
     from changeline.atoms.journal import Journal
     from changeline.devices.inventory import Host
+    from changeline.devices.platforms import Driver
     from changeline.devices.session import DeviceSession
 
 
@@ -69,10 +70,20 @@ class AtomContext:
     dry_run: bool = False
     baseline: dict[str, Any] = field(default_factory=dict)
     log: Callable[[str], None] = print
+    _driver: "Driver | None" = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def ne(self) -> str:
         return self.host.name
+
+    @property
+    def driver(self) -> "Driver":
+        """The NE's platform driver (the inventory's `platform`): atoms ask it for operations."""
+        from changeline.devices.platforms import driver_for
+
+        if self._driver is None or self._driver.session is not self.session:
+            self._driver = driver_for(self.host, self.session, log=self.log)
+        return self._driver
 
 
 def timed(fn):

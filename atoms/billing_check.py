@@ -10,7 +10,6 @@ import time
 
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, scaled, timed
 from changeline.atoms.decisions import cdr_problems
-from changeline.devices import ne_api
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(
@@ -36,7 +35,7 @@ SPEC = AtomSpec(
 def run(ctx: AtomContext, *, scenario: str, sessions: int = 1, wait_s: float = 60) -> AtomResult:
     expected: list[str] = []
     for _ in range(sessions):
-        result = ne_api.dial_test(ctx.session, scenario)
+        result = ctx.driver.dial_test(scenario)
         if not result.passed:
             raise CheckFailed(f"billing test session {scenario} failed: {result.reason}")
         expected += list(result.charging_ids)
@@ -44,7 +43,7 @@ def run(ctx: AtomContext, *, scenario: str, sessions: int = 1, wait_s: float = 6
         raise CheckFailed(f"scenario {scenario} reported no charging ids; is this NE type charged?")
     deadline = time.monotonic() + scaled(ctx, wait_s)
     while True:
-        records = [r for r in ne_api.read_cdrs(ctx.session) if r.get("charging_id") in set(expected)]
+        records = [r for r in ctx.driver.fetch_cdrs() if r.get("charging_id") in set(expected)]
         problems = cdr_problems(expected, records, ne=ctx.ne)
         if not problems or time.monotonic() > deadline:
             break

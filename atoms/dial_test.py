@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
 from changeline.atoms.decisions import dial_test_problems
-from changeline.devices import ne_api
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(
@@ -33,7 +32,7 @@ SPEC = AtomSpec(
 @timed
 def run(ctx: AtomContext, *, scenarios: list[str], record_baseline: bool = False,
         min_success_pct: float = 100) -> AtomResult:
-    results = {s: ne_api.dial_test(ctx.session, s).to_dict() for s in scenarios}
+    results = {s: ctx.driver.dial_test(s).to_dict() for s in scenarios}
     if record_baseline:
         ctx.journal.put_baseline(ctx.run_id, ctx.ne, "dial_test", results)
         ctx.baseline["dial_test"] = results

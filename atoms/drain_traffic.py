@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, Journaled, scaled, timed
-from changeline.devices import ne_api
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(
@@ -24,15 +23,15 @@ SPEC = AtomSpec(
 
 @timed
 def run(ctx: AtomContext, *, settle_s: float = 30) -> AtomResult:
-    state = ne_api.read_state(ctx.session)
+    state = ctx.driver.read_state()
     if not state.pool:
         return AtomResult(atom=SPEC.name, ne=ctx.ne, reason="not in a pool: nothing to drain")
     if state.drained:
         return AtomResult(atom=SPEC.name, ne=ctx.ne, reason="already drained")
     with Journaled(ctx, SPEC.name, {"restore": True}) as j:
-        ne_api.drain_traffic(ctx.session)
+        ctx.driver.drain()
         time.sleep(scaled(ctx, settle_s))
-        after = ne_api.read_state(ctx.session)
+        after = ctx.driver.read_state()
         if not after.drained:
             raise CheckFailed("NE still takes traffic after drain")
         j.result = AtomResult(atom=SPEC.name, ne=ctx.ne, changed=True, reason=f"drained from {state.pool}",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, Journaled, timed
-from changeline.devices import ne_api
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(
@@ -25,14 +24,14 @@ SPEC = AtomSpec(
 @timed
 def run(ctx: AtomContext, *, image: str) -> AtomResult:
     name = image.rsplit("/", 1)[-1]
-    images = {i.name: i for i in ne_api.list_images(ctx.session)}
+    images = {i.name: i for i in ctx.driver.list_images()}
     if name not in images:
         raise CheckFailed(f"image {name} is not on the NE; transfer it first")
     if images[name].state in ("installed", "active"):
         return AtomResult(atom=SPEC.name, ne=ctx.ne, changed=False, reason=f"{name} already {images[name].state}")
     with Journaled(ctx, SPEC.name, None) as j:
-        ne_api.install_software(ctx.session, name)
-        state = {i.name: i for i in ne_api.list_images(ctx.session)}.get(name)
+        ctx.driver.install(name)
+        state = {i.name: i for i in ctx.driver.list_images()}.get(name)
         if state is None or state.state not in ("installed", "active"):
             raise CheckFailed(f"{name} reports state {state.state if state else 'missing'} after install")
         j.result = AtomResult(atom=SPEC.name, ne=ctx.ne, changed=True, reason=f"{name} installed",

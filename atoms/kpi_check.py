@@ -6,7 +6,6 @@ import time
 
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, scaled, timed
 from changeline.atoms.decisions import kpi_delta_problems, kpi_floor_problems
-from changeline.devices import ne_api
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(
@@ -32,7 +31,7 @@ def run(ctx: AtomContext, *, max_drop_pct: dict[str, float] | None = None, minim
         settle_s: float = 0) -> AtomResult:
     if settle_s:
         time.sleep(scaled(ctx, settle_s))
-    state = ne_api.read_state(ctx.session)
+    state = ctx.driver.read_state()
     baseline = ctx.journal.baseline(ctx.run_id, ctx.ne).get("kpis", {})
     problems = kpi_delta_problems(baseline, state.kpis, max_drop_pct or {}) + kpi_floor_problems(state.kpis, minimums or {})
     evidence = {"baseline": baseline, "current": state.kpis}

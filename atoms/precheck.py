@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
 from changeline.atoms.decisions import precheck_problems
-from changeline.devices import ne_api
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(
@@ -29,7 +28,7 @@ SPEC = AtomSpec(
 @timed
 def run(ctx: AtomContext, *, expected_versions: list[str] | None = None, ne_types: list[str] | None = None,
         kpi_minimums: dict[str, float] | None = None, min_disk_free_mb: float = 0) -> AtomResult:
-    state = ne_api.read_state(ctx.session)
+    state = ctx.driver.read_state()
     lock_holder = _candidate_lock_holder(ctx)
     problems = precheck_problems(
         ne_type=state.ne_type, version=state.running_version, expected_types=ne_types,

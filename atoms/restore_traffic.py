@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
-from changeline.devices import ne_api
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(
@@ -19,10 +18,10 @@ SPEC = AtomSpec(
 
 @timed
 def run(ctx: AtomContext) -> AtomResult:
-    state = ne_api.read_state(ctx.session)
+    state = ctx.driver.read_state()
     if not state.pool or not state.drained:
         return AtomResult(atom=SPEC.name, ne=ctx.ne, reason="taking traffic already")
-    ne_api.restore_traffic(ctx.session)
-    if ne_api.read_state(ctx.session).drained:
+    ctx.driver.restore()
+    if ctx.driver.read_state().drained:
         raise CheckFailed("NE still drained after restore")
     return AtomResult(atom=SPEC.name, ne=ctx.ne, changed=True, reason=f"back in {state.pool}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 from changeline.atoms.activate_software import switch_version
 from changeline.atoms.backup import read_running, restore_config, speaks_contract
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
-from changeline.devices import ne_api
 from changeline.errors import BackupError, RollbackFailed
 
 SPEC = AtomSpec(
@@ -53,7 +52,7 @@ def run(ctx: AtomContext, *, backup_id: str | None = None, restart_timeout_s: fl
     changed = False
     contract = speaks_contract(ctx)
     if contract and backup.software_version:
-        state = ne_api.read_state(ctx.session)
+        state = ctx.driver.read_state()
         if state.running_version != backup.software_version:
             evidence["software"] = switch_version(ctx, backup.software_version, restart_timeout_s=restart_timeout_s,
                                                   via_rollback=state.previous_version == backup.software_version)
@@ -69,12 +68,12 @@ def run(ctx: AtomContext, *, backup_id: str | None = None, restart_timeout_s: fl
     else:
         evidence["config_identical"] = True
     if contract and backup.software_version:
-        now = ne_api.read_state(ctx.session).running_version
+        now = ctx.driver.read_state().running_version
         evidence["running_version"] = now
         if now != backup.software_version:
             problems.append(f"running {now}, backup was taken on {backup.software_version}")
     for scenario in verify_scenarios or []:
-        res = ne_api.dial_test(ctx.session, scenario)
+        res = ctx.driver.dial_test(scenario)
         evidence.setdefault("dial_tests", {})[scenario] = res.to_dict()
         if not res.passed:
             problems.append(f"dial test {scenario} fails after rollback: {res.reason}")

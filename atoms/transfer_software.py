@@ -43,18 +43,18 @@ def run(ctx: AtomContext, *, image: str) -> AtomResult:
     if not local.is_file():
         raise InputError(f"transfer_software.image: {image} does not exist")
     name, size, digest = local.name, local.stat().st_size, sha256_file(local)
-    present = {i.name: i for i in ne_api.list_images(ctx.session)}
+    present = {i.name: i for i in ctx.driver.list_images()}
     if name in present and present[name].sha256 == digest:
         return AtomResult(atom=SPEC.name, ne=ctx.ne, changed=False, reason=f"{name} already on the NE, checksum matches",
                           evidence={"sha256": digest})
-    state = ne_api.read_state(ctx.session)
+    state = ctx.driver.read_state()
     if state.disk_free_mb * 1024 * 1024 < size:
         raise CheckFailed(f"not enough disk for {name}: {size / 1e6:.1f} MB needed, {state.disk_free_mb:g} MB free")
     remote = f"{ne_api.IMAGE_DIR}/{name}"
     # Undo removes only what we put there; an image that was there (corrupt) is replaced.
     with Journaled(ctx, SPEC.name, {"remove": remote, "sha256": digest}) as j:
-        ctx.session.put_file(local, remote)
-        on_ne = {i.name: i for i in ne_api.list_images(ctx.session)}.get(name)
+        ctx.driver.transfer(local, remote)
+        on_ne = {i.name: i for i in ctx.driver.list_images()}.get(name)
         if on_ne is None or on_ne.sha256 != digest:
             _remove(ctx, remote)
             raise TransferCorrupted(f"{name}: checksum on the NE {on_ne.sha256[:12] if on_ne else 'missing'} "
@@ -73,7 +73,7 @@ def _remove(ctx: AtomContext, remote: str) -> None:
 
 def undo(ctx: AtomContext, record: dict) -> AtomResult:
     name = os.path.basename(record["remove"])
-    images = {i.name: i for i in ne_api.list_images(ctx.session)}
+    images = {i.name: i for i in ctx.driver.list_images()}
     if name not in images:
         return AtomResult(atom=f"undo:{SPEC.name}", ne=ctx.ne, reason=f"{name} not on the NE")
     if images[name].state == "active":

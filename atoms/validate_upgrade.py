@@ -11,7 +11,6 @@ import hashlib
 from changeline.atoms.backup import read_running, speaks_contract
 from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
 from changeline.atoms.decisions import new_alarms
-from changeline.devices import ne_api
 from changeline.devices.configxml import diff
 from changeline.errors import CheckFailed
 
@@ -49,7 +48,7 @@ def run(ctx: AtomContext, *, version: str | None = None, block_alarm_severity: s
                         + diff(ctx.backups.get_object(expected_sha), running, before_name="expected", after_name="running"))
     evidence["running_sha256"] = running_sha
     if speaks_contract(ctx):
-        state = ne_api.read_state(ctx.session)
+        state = ctx.driver.read_state()
         evidence["version"] = state.running_version
         if version and state.running_version != version:
             problems.append(f"running {state.running_version}, expected {version}")

@@ -1,16 +1,21 @@
 """The `changeline` command: one entry point, sub-commands per area.
 
-Every expected failure (bad input, device refused, check failed) is a `ChangelineError`
-and ends as a readable message with exit code 1; a traceback means a bug.
+Every expected failure is a `ChangelineError` and ends as a readable message with the
+error's exit code (changeline/errors.py: 2 bad input, 3 could not be carried out); a command
+that ran its work exits 0 only if every targeted NE reached its target, 1 otherwise.
+A traceback means a bug (exit 70).
 """
 
 from __future__ import annotations
 
+import io
 import sys
+import traceback
 
 import typer
 
-from changeline.errors import ChangelineError, InputError
+from changeline.errors import (EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, ChangelineError,
+                               InputError, redact)
 
 app = typer.Typer(
     name="changeline",
@@ -21,9 +26,16 @@ app = typer.Typer(
 )
 
 
+_mounted = False
+
+
 def _mount_subcommands() -> None:
     # Imported lazily so `changeline --help` stays fast and one broken area
-    # cannot take the whole command down at import time.
+    # cannot take the whole command down at import time. Once per process: tests call main() often.
+    global _mounted
+    if _mounted:
+        return
+    _mounted = True
     from changeline.demo import demo
     from changeline.devices.sim.cli import app as sim_app
     from changeline.flows import cli as flows_cli
@@ -43,38 +55,52 @@ def _mount_subcommands() -> None:
     app.command("demo")(demo)
 
 
+MAX_SHOWN_PROBLEMS = 200
+
+
 def report_error(err: ChangelineError) -> None:
     if isinstance(err, InputError):
-        for problem in err.problems:
-            # Problems found outside any file (a bad option value) carry no position.
-            text = str(problem) if problem.line else f"{problem.file}: {problem.field + ': ' if problem.field else ''}{problem.message}"
-            typer.echo(text, err=True)
-        typer.echo(f"{len(err.problems)} problem(s) found", err=True)
+        # Thousands of lines help nobody (a bad default repeated per host): the first ones do.
+        for problem in err.problems[:MAX_SHOWN_PROBLEMS]:
+            typer.echo(str(problem), err=True)
+        hidden = len(err.problems) - MAX_SHOWN_PROBLEMS
+        more = f" (the first {MAX_SHOWN_PROBLEMS} shown, {hidden:,} more)" if hidden > 0 else ""
+        typer.echo(f"{len(err.problems)} problem(s) found{more}", err=True)
     else:
-        typer.echo(f"error: {err.reason}", err=True)
+        typer.echo(f"error: {redact(err.reason)}", err=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     _mount_subcommands()
+    return run_app(app, argv)
+
+
+def run_app(command, argv: list[str] | None, **kwargs) -> int:
+    """Run a typer app and turn its outcome into the documented exit code (also for the
+    `python -m changeline.models` and `python -m changeline.devices.sim` entry points)."""
+    # typer bundles its own click: take click's exception classes from typer itself.
+    click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
     try:
-        # Outside standalone mode click answers a command's typer.Exit(code) by returning the code.
-        code = app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns the code of a `typer.Exit` instead of exiting.
+        code = command(args=argv, standalone_mode=False, **kwargs)
     except ChangelineError as err:
         report_error(err)
-        return 1
-    except typer.Exit as ex:  # raised by commands that decide their own exit code
+        return err.exit_code
+    except typer.Exit as ex:
         return ex.exit_code
-    except typer.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
-        return 130
-    except Exception as ex:  # usage errors (bad option values) arrive here in non-standalone mode
-        # typer bundles its own click: take the ClickException class from typer itself.
-        click_exception = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-        if isinstance(ex, click_exception):
-            ex.show()
-            return ex.exit_code
-        raise
-    return code if isinstance(code, int) else 0
+        return EXIT_INTERRUPTED
+    except click_exception as ex:  # usage errors: unknown option, a value of the wrong type
+        shown = io.StringIO()  # click repeats the bad value: mask any credential in it
+        ex.show(file=shown)
+        typer.echo(redact(shown.getvalue()), err=True, nl=False)
+        return ex.exit_code if ex.exit_code else EXIT_BAD_INPUT
+    except Exception:  # noqa: BLE001 - a bug: show it whole, with an exit code no expected outcome uses
+        typer.echo(redact(traceback.format_exc()), err=True)
+        typer.echo("internal error: this is a bug in changeline; please report the traceback above", err=True)
+        return EXIT_INTERNAL
+    return code if isinstance(code, int) else EXIT_OK
 
 
 if __name__ == "__main__":

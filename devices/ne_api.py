@@ -1,7 +1,8 @@
-"""Typed calls for the changeline NE contract (docs/ne-protocol.md) over a DeviceSession.
+"""Typed calls for the changeline NE contract (docs/platforms.md) over a DeviceSession.
 
-Atoms speak this module, not XML: software lifecycle RPCs, operational state, dial
-tests and CDR files. A real vendor NE would be adapted here, behind the same names.
+The NETCONF side of the `changeline-ne` platform (devices/platforms.py): software
+lifecycle RPCs, operational state, dial tests and CDR files, and the result types every
+platform's driver returns. Atoms ask their NE's driver, never this module directly.
 """
 
 from __future__ import annotations
@@ -9,12 +10,16 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from changeline.devices.session import DeviceSession
+from changeline.catalogue import NE_NAMESPACE
 
-NS = "urn:changeline:params:xml:ns:yang:changeline-ne"
+if TYPE_CHECKING:  # the platform table imports this module without opening sessions
+    from changeline.devices.session import DeviceSession
+
+NS = NE_NAMESPACE
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 CDR_DIR = "/cdr"
 IMAGE_DIR = "/images"

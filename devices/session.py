@@ -43,6 +43,11 @@ from changeline.errors import (
 )
 
 log = logging.getLogger("changeline.session")
+# paramiko's transport thread logs every failed handshake (a refused host key, a dropped
+# login) at ERROR with its traceback, line by line, before the same error reaches us: we map
+# it and report its reason once (a DeviceError), so its own copy would only bury that reason.
+for _channel in ("paramiko.transport", "ncclient.transport.ssh"):
+    logging.getLogger(_channel).setLevel(logging.CRITICAL)
 
 NC_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 
@@ -65,6 +70,7 @@ class Endpoint:
     key_file: str | None = None
     known_hosts: str | None = None
     timeout: float = 30.0
+    platform: str = "changeline-ne"  # a row of devices/platforms.py: device_params, device_type
 
     def __repr__(self) -> str:  # keep the password out of logs and tracebacks
         return f"Endpoint({self.name} {self.hostname}:{self.netconf_port}/{self.ssh_port})"
@@ -75,7 +81,7 @@ class Endpoint:
         return cls(
             name=host.name, hostname=host.hostname, netconf_port=host.port, ssh_port=host.ssh_port,
             username=host.username, password=host.password(), key_file=host.key_file,
-            known_hosts=host.known_hosts, timeout=host.timeout,
+            known_hosts=host.known_hosts, timeout=host.timeout, platform=host.platform,
         )
 
 
@@ -177,6 +183,21 @@ class _KnownHosts:
 
 
 _LOGIN_REFUSED = ("AuthenticationException(", "BadAuthenticationType(", "PartialAuthentication(")
+# paramiko's words when the NE offers no host key of a type known_hosts holds for it: its key
+# changed type (or it is another machine). Not a dropped session: retrying cannot help.
+_KEY_TYPE_MISMATCH = ("no acceptable host key", "can't match requested host key type")
+
+
+def _key_type_mismatch(err: Exception, endpoint: Endpoint, port: int) -> HostKeyError | None:
+    if not any(words in str(err) for words in _KEY_TYPE_MISMATCH):
+        return None
+    try:
+        known = ", ".join(sorted(known_host_keys(endpoint, port)))
+    except HostKeyError:
+        known = "none"
+    return HostKeyError(f"the NE offers no host key of the type known_hosts holds for it ({known}): its host "
+                        "key changed type, or this is another machine; check its fingerprint before updating "
+                        "known_hosts", host=endpoint.name)
 
 
 def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
@@ -193,6 +214,9 @@ def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
         return SessionDropped(f"NETCONF connection dropped during login: {cause}", host=endpoint.name)
     if isinstance(err, nc_errors.SSHUnknownHostError):
         return HostKeyError(f"host key does not match known_hosts ({err})", host=endpoint.name)
+    mismatch = _key_type_mismatch(err, endpoint, endpoint.netconf_port)
+    if mismatch is not None:
+        return mismatch
     if isinstance(err, TimeoutExpiredError):
         return DeviceTimeout(f"NETCONF reply timed out: {err}", host=endpoint.name)
     if isinstance(err, (nc_errors.SessionCloseError, nc_errors.TransportError, EOFError, ConnectionError)):
@@ -229,6 +253,11 @@ class DeviceSession:
     """
 
     def __init__(self, endpoint: Endpoint, *, rpc_timeout: float | None = None) -> None:
+        from changeline.devices.platforms import PLATFORMS, PlatformError
+
+        if endpoint.platform not in PLATFORMS:
+            raise PlatformError(f"{endpoint.name}: unknown platform {endpoint.platform!r} (known: {', '.join(PLATFORMS)})")
+        self._platform = PLATFORMS[endpoint.platform]
         self.endpoint = endpoint
         self.rpc_timeout = rpc_timeout or endpoint.timeout
         self._nc = None
@@ -352,7 +381,7 @@ class DeviceSession:
                 key_filename=ep.key_file, allow_agent=False, look_for_keys=False,
                 hostkey_verify=True, hostkey_b64=hostkey.get_base64(), sock=sock,
                 timeout=connect_s, manager_params={"timeout": self.rpc_timeout},
-                device_params={"name": "default"},
+                device_params={"name": self._platform.netconf_device or "default"},
             )
         except Exception as err:
             sock.close()
@@ -499,15 +528,24 @@ class DeviceSession:
         sock = _open_socket(ep, ep.ssh_port)
         try:
             self._cli = ConnectHandler(
-                device_type="cisco_ios", host=ep.hostname, port=ep.ssh_port, username=ep.username,
+                device_type=self._platform.cli_device or "generic", host=ep.hostname, port=ep.ssh_port, username=ep.username,
                 password=ep.password or "", key_file=ep.key_file, use_keys=bool(ep.key_file),
                 allow_agent=False, ssh_strict=True, system_host_keys=False, alt_host_keys=True,
                 alt_key_file=ep.known_hosts, sock=sock, conn_timeout=ep.timeout, fast_cli=True,
             )
-            self._cli.enable()
+            if not self._cli.base_prompt:  # drivers without session preparation (`generic`) learn it here
+                self._cli.set_base_prompt()
+            if self._platform.cli_enable:
+                self._cli.enable()
+            for command in self._platform.cli_on_open:
+                self._cli.send_command(command)
         except Exception as err:
             sock.close()
-            raise _map_ssh_error(err, ep, "CLI") from err
+            mapped = _map_ssh_error(err, ep, "CLI")
+            if isinstance(mapped, AuthenticationError) and not _listening(ep, ep.ssh_port):
+                # As for NETCONF above: an NE that stopped listening mid-login is restarting.
+                mapped = SessionDropped("CLI connection dropped during login; the NE stopped listening", host=ep.name)
+            raise mapped from err
         return self._cli
 
     # --- files -------------------------------------------------------------------------
@@ -572,6 +610,9 @@ class DeviceSession:
 def _map_ssh_error(err: Exception, endpoint: Endpoint, what: str) -> DeviceError:
     if isinstance(err, DeviceError):
         return err
+    mismatch = _key_type_mismatch(err, endpoint, endpoint.ssh_port)
+    if mismatch is not None:
+        return mismatch
     name = type(err).__name__
     if isinstance(err, paramiko.AuthenticationException) or "Authentication" in name:
         return AuthenticationError(f"{what} authentication failed", host=endpoint.name)

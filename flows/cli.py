@@ -7,38 +7,118 @@ import threading
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
-from changeline.errors import InputError, Problem
+from changeline.arguments import COMMAND_LINE, Arguments
+from changeline.errors import EXIT_NOT_AT_TARGET, EXIT_OK, InputError, Problem, quoted, redact
 from changeline.flows import policy, stores
+from changeline.flows.quiet import quiet_expected_errors
 from changeline.flows.server import ensure_server, flow_run_url, ui_url
 
 
-def parse_params(pairs: list[str] | None) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise InputError(Problem("<command line>", 0, 0, "--param", f"expected KEY=VALUE, got '{pair}'"))
-        out[key] = value
+def check_run_arguments(*, models: list[str], inventory: str, campaign_id: str, param: list[str] | None,
+                        on_anomaly: str | None, window_minutes: float | None, window_end: str | None,
+                        concurrency: int | None, pause_timeout: int, ne_deployment: str | None,
+                        now: datetime | None = None) -> tuple[dict[str, str], datetime | None]:
+    """Every `run` option checked at once, before any file is read or anything starts;
+    returns the parsed parameters and window end."""
+    args = Arguments()
+    for model in models:
+        args.file("MODEL", model)
+    args.file("--inventory", inventory)
+    args.name("--campaign-id", campaign_id)
+    params = args.params("--param", param)
+    args.choice("--on-anomaly", on_anomaly, policy.ANOMALY_POLICIES)
+    # 0 used to mean "no window": leave the option out for that.
+    args.number("--window", window_minutes, above=0)
+    end = args.window_end("--window-end", window_end, now=now or datetime.now(timezone.utc))
+    if window_minutes is not None and window_end:
+        args.problem("--window-end", "give --window or --window-end, not both")
+    args.number("--concurrency", concurrency, minimum=1)
+    args.number("--pause-timeout", pause_timeout, minimum=1)
+    args.deployment("--on-workers", ne_deployment)
+    args.done()
+    return params, end
+
+
+def preflight(models: list[str], inventory: str, targets: str, params: dict) -> list:
+    """Models, inventory, selection and parameters as a campaign will use them: bad input fails
+    here, all of it at once, before a server or an NE is touched. Returns the selected hosts."""
+    from changeline.devices.inventory import load_inventory
+    from changeline.models.compile import resolve_params
+    from changeline.models.validate import load_model
+
+    problems: list[Problem] = []
+    loaded = []
+    for model in models:
+        try:
+            loaded.append(load_model(model))
+        except InputError as err:
+            problems += err.problems
+    try:
+        inv = load_inventory(inventory)
+    except InputError as err:
+        raise InputError(problems + err.problems) from None
+    if problems:
+        raise InputError(problems)
+    hosts = inv.select(targets)
+    if not hosts:
+        problems.append(Problem(COMMAND_LINE, 0, 0, "--targets", f"{quoted(targets)} matches no host of {inventory} "
+                                f"({len(inv)} hosts)"))
+    for model in loaded:  # each NE's model gets every --param: each must declare them all
+        try:
+            resolve_params(model, params)
+        except InputError as err:
+            problems += err.problems
+    problems += _credential_problems(inventory, hosts)
+    if problems:
+        raise InputError(problems)
+    return hosts
+
+
+def _credential_problems(inventory: str, hosts: list) -> list[Problem]:
+    """An unset password variable or a missing known_hosts file would fail every NE at its
+    first step; say so now, once per setting, naming the NEs (never the value)."""
+    unset: dict[str, list[str]] = {}
+    missing: dict[str, list[str]] = {}
+    unverifiable: list[str] = []
+    for host in hosts:
+        if host.password_env and host.password_env not in os.environ:
+            unset.setdefault(host.password_env, []).append(host.name)
+        if not host.known_hosts:
+            unverifiable.append(host.name)
+        elif not Path(host.known_hosts).is_file():
+            missing.setdefault(host.known_hosts, []).append(host.name)
+    out = [Problem(inventory, 0, 0, "password_env", f"environment variable {var} is not set "
+                   f"(needed by {_names(nes)})") for var, nes in sorted(unset.items())]
+    out += [Problem(inventory, 0, 0, "known_hosts", f"{path}: file not found (needed by {_names(nes)})")
+            for path, nes in sorted(missing.items())]
+    if unverifiable:
+        out.append(Problem(inventory, 0, 0, "known_hosts", "not set: host keys cannot be verified, so no NE is "
+                           f"connected to (needed by {_names(unverifiable)})"))
     return out
 
 
-def parse_window_end(value: str | None) -> datetime | None:
-    if not value:
-        return None
+def _names(nes: list[str]) -> str:
+    return ", ".join(nes[:5]) + (f" and {len(nes) - 5} more" if len(nes) > 5 else "")
+
+
+def _check_deployment(name: str | None, api: str) -> None:
+    """`--on-workers` must name a deployment the server knows, or every NE would fail with
+    Prefect's bare "not found"."""
+    if not name:
+        return
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
     try:
-        end = datetime.fromisoformat(value)
-    except ValueError:
-        raise InputError(Problem("<command line>", 0, 0, "--window-end",
-                                 f"not an ISO 8601 time: '{value}' (e.g. 2026-11-28T04:00+08:00)")) from None
-    return end if end.tzinfo else end.replace(tzinfo=timezone.utc)
-
-
-def _check_file(path: str, option: str) -> None:
-    if not Path(path).is_file():
-        raise InputError(Problem(path, 0, 0, option, "file not found"))
+        with get_client(sync_client=True) as client:
+            client.read_deployment_by_name(name)
+    except ObjectNotFound:
+        raise InputError(Problem(COMMAND_LINE, 0, 0, "--on-workers", f"no deployment {quoted(name)} on the Prefect "
+                                 f"server at {api} (start `changeline serve` where the NEs should run)")) from None
 
 
 def _watch(campaign_id: str, names: list[str], stop: threading.Event) -> None:
@@ -65,20 +145,11 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
                  window_minutes: float | None, window_end: datetime | None, concurrency: int | None,
                  pause_timeout_s: int, lock_wait_s: float = 30.0, ne_deployment: str | None = None,
                  quiet: bool = False) -> dict:
-    from changeline.devices.inventory import load_inventory
-    from changeline.models.compile import load_model
-
-    problems = []
-    for model in models:  # bad input fails here, all of it at once, before a server or an NE is touched
-        try:
-            load_model(model)
-        except InputError as err:
-            problems += err.problems
-    if problems:
-        raise InputError(problems)
-    names = [h.name for h in load_inventory(inventory).select(targets)]
+    names = [h.name for h in preflight(models, inventory, targets, params)]
     # Before Prefect is imported: it reads PREFECT_API_URL once, at import.
     api = ensure_server()
+    _check_deployment(ne_deployment, api)
+    quiet_expected_errors()
     from changeline.flows.campaign import campaign
 
     typer.echo(f"Prefect UI: {ui_url(api)}")
@@ -131,34 +202,42 @@ def run(
     ne_deployment: Optional[str] = typer.Option(None, "--on-workers", help="run each NE as a run of this deployment "
                                                 "(e.g. ne-change/worker, served by `changeline serve` on worker machines)"),
 ) -> None:
-    """Run a campaign now; exit 0 only if every targeted NE reached its target."""
-    for model in models:
-        _check_file(model, "MODEL")
-    _check_file(inventory, "--inventory")
-    if on_anomaly and on_anomaly not in policy.ANOMALY_POLICIES:
-        raise InputError(Problem("<command line>", 0, 0, "--on-anomaly",
-                                 f"'{on_anomaly}' is not one of {', '.join(policy.ANOMALY_POLICIES)}"))
+    """Run a campaign now; exit 0 only if every targeted NE reached its target (see README: exit codes)."""
+    params, end = check_run_arguments(models=models, inventory=inventory, campaign_id=campaign_id, param=param,
+                                      on_anomaly=on_anomaly, window_minutes=window_minutes, window_end=window_end,
+                                      concurrency=concurrency, pause_timeout=pause_timeout,
+                                      ne_deployment=ne_deployment)
     summary = run_campaign(models=models, inventory=inventory, targets=targets, campaign_id=campaign_id,
-                           params=parse_params(param), on_anomaly=on_anomaly, window_minutes=window_minutes,
-                           window_end=parse_window_end(window_end), concurrency=concurrency,
+                           params=params, on_anomaly=on_anomaly, window_minutes=window_minutes,
+                           window_end=end, concurrency=concurrency,
                            pause_timeout_s=pause_timeout, ne_deployment=ne_deployment)
     print_summary(summary)
-    raise typer.Exit(0 if summary["all_reached_target"] else 1)
+    raise typer.Exit(campaign_exit_code(summary))
+
+
+def campaign_exit_code(summary: dict) -> int:
+    """0 only if every targeted NE reached its target; deferred, skipped, ineligible, failed or
+    rolled back NEs make it 1."""
+    return EXIT_OK if summary.get("all_reached_target") else EXIT_NOT_AT_TARGET
 
 
 def resume(campaign_id: str = typer.Argument(..., help="the campaign id to resume")) -> None:
     """Resume a campaign after a crash: finished NEs are skipped, NEs caught mid-step are finished."""
+    check = Arguments()
+    check.name("CAMPAIGN_ID", campaign_id)
+    check.done()
     args = stores.journal().campaign_args(campaign_id)
     if args is None:
-        raise InputError(Problem("<command line>", 0, 0, "CAMPAIGN_ID", f"no campaign '{campaign_id}' in the journal "
+        raise InputError(Problem(COMMAND_LINE, 0, 0, "CAMPAIGN_ID", f"no campaign '{campaign_id}' in the journal "
                                  f"({stores.journal().path})"))
+    window_end = datetime.fromisoformat(args["window_end"]) if args.get("window_end") else None
     summary = run_campaign(models=args["models"], inventory=args["inventory"], targets=args["targets"],
                            campaign_id=campaign_id, params=args.get("params") or {}, on_anomaly=args.get("on_anomaly"),
-                           window_minutes=None, window_end=parse_window_end(args.get("window_end")),
+                           window_minutes=None, window_end=window_end,
                            concurrency=args.get("concurrency_cap"), pause_timeout_s=args.get("pause_timeout_s") or 3600,
                            lock_wait_s=policy.LOCK_LEASE_S * 3)
     print_summary(summary)
-    raise typer.Exit(0 if summary["all_reached_target"] else 1)
+    raise typer.Exit(campaign_exit_code(summary))
 
 
 def rollback(
@@ -167,22 +246,55 @@ def rollback(
     ne: Optional[list[str]] = typer.Option(None, "--ne", help="NE name (repeatable)"),
     verify: Optional[list[str]] = typer.Option(None, "--verify", help="dial-test scenario proving the rollback"),
 ) -> None:
-    """Restore NEs from journal and backups, and verify them."""
-    _check_file(inventory, "--inventory")
-    if not campaign_id and not ne:
-        raise InputError(Problem("<command line>", 0, 0, "--campaign/--ne", "name a campaign or at least one NE"))
+    """Restore NEs from journal and backups, and verify them; exit 0 only if every NE is verifiably back."""
+    check_rollback_arguments(inventory, campaign_id, ne or [])
     api = ensure_server()  # before Prefect is imported: it reads PREFECT_API_URL once, at import
+    quiet_expected_errors()
     from changeline.flows.rollback_flow import rollback as rollback_flow
 
     state = rollback_flow(inventory=str(Path(inventory).resolve()), campaign_id=campaign_id, nes=ne or None,
                           verify_scenarios=verify or [], return_state=True)
     typer.echo(f"Rollback run: {flow_run_url(api, str(state.state_details.flow_run_id))}")
     if state.is_completed():
-        for name, res in state.result().items():
+        results = state.result()
+        for name, res in results.items():
             typer.echo(f"  {name:<16} {res['status']}")
-        raise typer.Exit(0)
-    typer.echo(f"error: {state.message}", err=True)
-    raise typer.Exit(1)
+        all_back = all(res.get("status") == policy.ROLLED_BACK for res in results.values())
+        raise typer.Exit(EXIT_OK if all_back else EXIT_NOT_AT_TARGET)
+    typer.echo(f"error: {redact(state.message or 'the rollback run failed')}", err=True)
+    raise typer.Exit(EXIT_NOT_AT_TARGET)
+
+
+def check_rollback_arguments(inventory: str, campaign_id: str, nes: list[str]) -> None:
+    """What a rollback needs, checked before a server starts: the inventory, the NEs in it,
+    and a campaign in the journal that changed them."""
+    from changeline.devices.inventory import load_inventory
+
+    args = Arguments()
+    args.file("--inventory", inventory)
+    args.name("--campaign", campaign_id)
+    for name in nes:
+        args.name("--ne", name)
+    if not campaign_id and not nes:
+        args.problem("--campaign/--ne", "name a campaign or at least one NE")
+    args.done()
+    hosts = load_inventory(inventory).hosts
+    journal = stores.journal()
+    for name in nes:
+        if name not in hosts:
+            args.problem("--ne", f"{name}: not in {inventory}")
+        elif not campaign_id and not journal.runs_for(name):
+            args.problem("--ne", f"{name}: no campaign in the journal ({journal.path}) changed it")
+    if campaign_id and not journal.entries(campaign_id):
+        known = journal.campaign_args(campaign_id) is not None
+        args.problem("--campaign", f"campaign {campaign_id} changed no NE (nothing to undo in {journal.path})"
+                     if known else f"no campaign {campaign_id} in the journal ({journal.path})")
+    args.done()
+    touched = [h for h in hosts.values() if h.name in nes] if nes else \
+        [hosts[n] for n in sorted({e.ne for e in journal.entries(campaign_id)}) if n in hosts]
+    problems = _credential_problems(inventory, touched)
+    if problems:
+        raise InputError(problems)
 
 
 def serve(
@@ -196,7 +308,10 @@ def serve(
     limit: int = typer.Option(50, "--limit", help="flow runs this process executes at once"),
 ) -> None:
     """Start/attach the Prefect server and serve the campaign, rollback and per-NE worker deployments."""
-    api = ensure_server(port)  # before Prefect is imported: it reads PREFECT_API_URL once, at import
+    check_serve_arguments(port=port, model=model, inventory=inventory, targets=targets, cron=cron,
+                          timezone_name=timezone_name, window_minutes=window_minutes, limit=limit)
+    api = ensure_server(port)
+    quiet_expected_errors()  # before Prefect is imported: it reads PREFECT_API_URL once, at import
     from prefect import serve as prefect_serve
     from prefect.schedules import Cron
 
@@ -209,8 +324,6 @@ def serve(
         defaults = {"models": [str(Path(model).resolve())], "inventory": str(Path(inventory).resolve()),
                     "targets": targets, "window_minutes": window_minutes}
     schedules = [Cron(cron, timezone=timezone_name)] if cron else None
-    if cron and not defaults:
-        raise InputError(Problem("<command line>", 0, 0, "--cron", "a scheduled campaign needs --model and --inventory"))
     campaign_dep = campaign.to_deployment(name="campaign", parameters=defaults, schedules=schedules,
                                           description="Run a model over selected NEs in waves, inside a change window")
     rollback_params = {"inventory": defaults["inventory"]} if defaults else {}
@@ -222,3 +335,27 @@ def serve(
     typer.echo(f"Prefect UI: {ui_url(api)}  (deployments: campaign/campaign, rollback/one-click, ne-change/worker)")
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
     prefect_serve(campaign_dep, rollback_dep, worker_dep, limit=limit)
+
+
+def check_serve_arguments(*, port: int, model: str | None, inventory: str | None, targets: str, cron: str | None,
+                          timezone_name: str, window_minutes: float, limit: int) -> None:
+    args = Arguments()
+    args.port("--port", port)
+    args.file("--model", model)
+    args.file("--inventory", inventory)
+    args.number("--window", window_minutes, above=0)
+    args.number("--limit", limit, minimum=1)
+    if cron and not (model and inventory):
+        args.problem("--cron", "a scheduled campaign needs --model and --inventory")
+    if cron:
+        from prefect._vendor.croniter import croniter  # the parser Prefect schedules with
+
+        if not croniter.is_valid(cron):
+            args.problem("--cron", f"{quoted(cron)} is not a cron expression (e.g. '0 2 * * 6')")
+    try:
+        ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError):
+        args.problem("--timezone", f"{quoted(timezone_name)} is not a time zone (e.g. Asia/Shanghai)")
+    args.done()
+    if model and inventory:
+        preflight([model], inventory, targets, {})

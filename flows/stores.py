@@ -10,7 +10,9 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+from changeline.arguments import path_name_problem
 from changeline.atoms.backups import BackupStore
+from changeline.errors import InputError, Problem, quoted
 from changeline.atoms.journal import Journal
 
 
@@ -37,5 +39,11 @@ def backups() -> BackupStore:
 
 
 def evidence_dir(campaign_id: str, ne: str | None = None) -> Path:
+    """`runs/ID[/ne/NE]` under CHANGELINE_HOME; an id or name that would leave it is refused
+    here too, whoever checked it before (a deployment's parameters come from the UI)."""
+    for what, name in (("campaign id", campaign_id), ("NE name", ne)):
+        wrong = None if name is None and what == "NE name" else path_name_problem(name)
+        if wrong:
+            raise InputError(Problem("<input>", 0, 0, what, f"{quoted(name)} {wrong}"))
     path = home() / "runs" / campaign_id
     return path / "ne" / ne if ne else path

@@ -39,11 +39,12 @@ from typing import Any
 import jsonschema
 
 from changeline.devices.inventory import Host
+from changeline.devices.platforms import atom_problem, platform_can
 from changeline.errors import InputError, Problem
 from changeline.models import templates
 from changeline.models.model import CampaignPolicy, Model, StepSpec
 from changeline.models.schema import ON_FAILURE, located_messages
-from changeline.models.validate import default_profiles, default_registry, load_model
+from changeline.models.validate import default_catalogue, default_registry, load_model
 from changeline.models.waves import Wave, plan_waves
 from changeline.yamlsource import FieldPath
 
@@ -189,12 +190,12 @@ def resolve_params(model: Model, given: dict[str, Any] | None = None) -> dict[st
 
 def template_context(model: Model, host: Host, params: dict[str, Any]) -> dict[str, Any]:
     """What templates see for this NE (see changeline.models.templates)."""
-    profile = default_profiles().get(host.ne_type)
-    scenarios = list(profile.dial_tests) if profile else []
+    profile = default_catalogue().get(host.ne_type)
+    scenarios = list(profile.scenarios) if profile else []
     target: dict[str, Any] = {
         "ne_type": host.ne_type, "from_version": host.software_version, "ne_types": list(model.ne_types),
         "versions": list(model.versions), "scenarios": scenarios,
-        "cdr_scenarios": [n for n in scenarios if profile.dial_tests[n].cdr is not None] if profile else [],
+        "cdr_scenarios": [n for n in scenarios if profile.scenarios[n].writes_cdr] if profile else [],
     }
     if model.is_upgrade:
         target.update(to_version=model.to_version, from_versions=list(model.from_versions))
@@ -243,6 +244,10 @@ def compile_for_host(model: Model, host: Host, params: dict[str, Any] | None = N
             if not run:
                 skipped.append((spec.name, f"when: {spec.when} is false"))
                 continue
+        refused = atom_problem(host.name, host.platform, spec.atom)
+        if refused:
+            problems.append(model.source.problem(spec.path + ("atom",), refused))
+            continue
         step = _compile_step(model, spec, registry[spec.atom], context, host, problems, on_anomaly)
         if step is not None:
             steps.append(step)
@@ -326,6 +331,13 @@ def _rollback_plan(model: Model, steps: list[Step], context: dict[str, Any], hos
                             model, host, problems)
         if scenarios is templates.OMIT:
             scenarios = []
+    if scenarios and not platform_can(host.platform, "dial_test"):
+        if rb.verify_scenarios is None:
+            scenarios = []  # the type's scenarios by default: none for a platform without dial tests
+        else:
+            problems.append(model.source.problem(("spec", "rollback", "verify", "scenarios"),
+                                                 f"{host.name}: platform {host.platform!r} has no dial_test "
+                                                 "operation to verify a rollback with"))
     args: dict[str, Any] = {"verify_scenarios": scenarios}
     if rb.restart_timeout_s is not None:
         args["restart_timeout_s"] = rb.restart_timeout_s

@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from changeline.errors import ChangelineError, InputError, Problem
+from changeline.errors import EXIT_BAD_INPUT, ChangelineError, InputError, Problem
 from changeline.models.model import Model
 from changeline.models.validate import load_model
 
@@ -35,6 +35,8 @@ INDEX_NAME = "published.json"
 
 class LibraryError(ChangelineError):
     """A model is not in the library (not published, ambiguous, edited or superseded)."""
+
+    exit_code = EXIT_BAD_INPUT  # the name asked for is the input at fault
 
 
 def semver_key(version: str) -> tuple:
@@ -120,6 +122,9 @@ class Library:
     def __init__(self, root: str | Path | None = None) -> None:
         self.root = Path(root) if root is not None else LIBRARY_DIR
         self.index_path = self.root / INDEX_NAME
+        if not self.root.is_dir():  # else every look-up would just say "nothing published"
+            what = "is not a directory" if self.root.exists() else "does not exist"
+            raise InputError(Problem(str(self.root), 0, 0, "--library", f"library directory {what}"))
 
     # --- the index ---------------------------------------------------------------------
 
@@ -131,6 +136,11 @@ class Library:
             entries = [Entry.from_json(e) for e in raw["models"]]
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise InputError(Problem(str(self.index_path), 1, 1, "", f"unreadable library index: {err}")) from None
+        for entry in entries:  # an index is data: its paths must stay inside the library
+            rel = PurePosixPath(entry.path)
+            if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+                raise InputError(Problem(str(self.index_path), 1, 1, "", f"{entry.ref}: path {entry.path!r} "
+                                         "is outside the library"))
         return sorted(entries, key=lambda e: (e.name, semver_key(e.version)))
 
     def _write(self, entries: list[Entry]) -> None:

@@ -14,7 +14,7 @@ problem it finds at the field it concerns:
 - upgrades: both versions exist for every NE type, from differs from to, a dial-test gate
   and (for CDR-writing types) a billing gate after activation;
 - catalogue: NE types, dial-test scenarios, KPI names and configuration containers come
-  from the NE type profiles;
+  from the NE catalogue (changeline.catalogue);
 - campaign: waves well formed;
 - credentials: no secret-looking keys or values anywhere.
 """
@@ -31,13 +31,15 @@ from typing import Any
 import jsonschema
 from jinja2 import TemplateError
 
+from changeline.catalogue import NE_NAMESPACE
 from changeline.errors import InputError, Problem
+from changeline.errors import credential_kind as secret_value  # one detector for every input kind
 from changeline.models import templates
 from changeline.models.model import Parameter
 from changeline.models.schema import KINDS, PARAMETER_TYPES, located_messages
 from changeline.yamlsource import FieldPath, SourceMap
 
-NE_NS = "urn:changeline:params:xml:ns:yang:changeline-ne"
+NE_NS = NE_NAMESPACE
 # Atoms whose effect the `rollback` atom reverses from the backup (software and configuration),
 # so either rollback strategy covers them even without an undo of their own.
 RESTORED_FROM_BACKUP = frozenset({"config_change", "confirm_commit", "install_software", "activate_software"})
@@ -83,15 +85,15 @@ class _Rendered:
         return value
 
 
-def lint(raw: Any, source: SourceMap, *, registry: dict[str, ModuleType], profiles: dict[str, Any]) -> list[Problem]:
+def lint(raw: Any, source: SourceMap, *, registry: dict[str, ModuleType], catalogue: dict[str, Any]) -> list[Problem]:
     if not isinstance(raw, dict):
         return []
-    return _Lint(raw, source, registry, profiles).run()
+    return _Lint(raw, source, registry, catalogue).run()
 
 
 class _Lint:
-    def __init__(self, raw: dict, source: SourceMap, registry: dict[str, ModuleType], profiles: dict[str, Any]) -> None:
-        self.raw, self.source, self.registry, self.profiles = raw, source, registry, profiles
+    def __init__(self, raw: dict, source: SourceMap, registry: dict[str, ModuleType], catalogue: dict[str, Any]) -> None:
+        self.raw, self.source, self.registry, self.catalogue = raw, source, registry, catalogue
         self.found: dict[tuple[FieldPath, str], Problem] = {}
         self.meta = _dict(raw.get("metadata"))
         self.spec = _dict(raw.get("spec"))
@@ -148,7 +150,7 @@ class _Lint:
                 index += 1
 
     def _known_types(self) -> list[str]:
-        return [t for t in _list(self.target.get("neTypes")) if isinstance(t, str) and t in self.profiles]
+        return [t for t in _list(self.target.get("neTypes")) if isinstance(t, str) and t in self.catalogue]
 
     def step_named(self, name: str) -> _Step | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -164,14 +166,14 @@ class _Lint:
     def check_target(self) -> None:
         t = self.target
         for i, ne_type in enumerate(_list(t.get("neTypes"))):
-            if not isinstance(ne_type, str) or ne_type in self.profiles:
+            if not isinstance(ne_type, str) or ne_type in self.catalogue:
                 continue
-            spelled = next((k for k in self.profiles if k.lower() == ne_type.lower()), None)
+            spelled = next((k for k in self.catalogue if k.lower() == ne_type.lower()), None)
             if spelled:
                 self.problem(("spec", "target", "neTypes", i), f"write the NE type as {spelled!r}")
             else:
                 self.problem(("spec", "target", "neTypes", i),
-                             f"unknown NE type {ne_type!r} (known: {', '.join(sorted(self.profiles))})")
+                             f"unknown NE type {ne_type!r} (known: {', '.join(sorted(self.catalogue))})")
         if self.kind == "ChangeModel":
             for key in ("fromVersions", "toVersion"):
                 if key in t:
@@ -195,7 +197,7 @@ class _Lint:
 
     def _version_exists(self, path: FieldPath, version: str) -> None:
         for ne_type in self.types:
-            available = self.profiles[ne_type].versions
+            available = self.catalogue[ne_type].versions
             if version not in available:
                 self.problem(path, f"version {version} does not exist for {ne_type} "
                              f"(available: {', '.join(available)})")
@@ -302,16 +304,16 @@ class _Lint:
                 self._check_catalogue(step, ne_type, rendered)
 
     def _context(self, ne_type: str | None) -> dict[str, Any]:
-        profile = self.profiles.get(ne_type) if ne_type else None
+        profile = self.catalogue.get(ne_type) if ne_type else None
         from_versions = [v for v in _list(self.target.get("fromVersions")) if isinstance(v, str)]
         versions = [v for v in _list(self.target.get("versions")) if isinstance(v, str)]
-        current = (from_versions or versions or [profile.default_version if profile else "1.0.0"])[0]
+        current = (from_versions or versions or [profile.versions[0] if profile else "1.0.0"])[0]
         target: dict[str, Any] = {"ne_types": list(self.types), "versions": versions}
         if ne_type:
             target.update(ne_type=ne_type, from_version=current)
         if profile:
-            target["scenarios"] = list(profile.dial_tests)
-            target["cdr_scenarios"] = [n for n, s in profile.dial_tests.items() if s.cdr is not None]
+            target["scenarios"] = list(profile.scenarios)
+            target["cdr_scenarios"] = [n for n, s in profile.scenarios.items() if s.writes_cdr]
         if self.upgrade:
             target["from_versions"] = from_versions
             if isinstance(self.target.get("toVersion"), str):
@@ -376,17 +378,17 @@ class _Lint:
                     message += f" (rendered from {original!r})"
                 self.problem(base + where, message)
 
-    # --- the NE type catalogue (profiles) ---------------------------------------------
+    # --- the NE catalogue (changeline.catalogue) ---------------------------------------------
 
     def _check_catalogue(self, step: _Step, ne_type: str, r: _Rendered) -> None:
-        profile = self.profiles[ne_type]
+        profile = self.catalogue[ne_type]
         base = step.path + ("with",)
-        scenarios = list(profile.dial_tests)
+        scenarios = list(profile.scenarios)
 
         def scenario_exists(path: FieldPath, name: Any) -> bool:
             if not isinstance(name, str):
                 return False
-            if name not in profile.dial_tests:
+            if name not in profile.scenarios:
                 self.problem(base + path, f"{ne_type} has no dial-test scenario {name!r} "
                              f"(its scenarios: {', '.join(scenarios)})")
                 return False
@@ -400,7 +402,7 @@ class _Lint:
             name = r.known("scenario")
             if not profile.writes_cdrs:
                 self.problem(step.path + ("atom",), f"{ne_type} writes no CDRs: a billing check cannot pass")
-            elif scenario_exists(("scenario",), name) and profile.dial_tests[name].cdr is None:
+            elif scenario_exists(("scenario",), name) and not profile.scenarios[name].writes_cdr:
                 self.problem(base + ("scenario",), f"scenario {name!r} of {ne_type} writes no CDRs")
         elif step.atom in ("precheck", "kpi_check"):
             kpis = [k.name for k in profile.kpis]
@@ -506,7 +508,7 @@ class _Lint:
         if not dial:
             self.problem(last.path + ("atom",), f"upgrade models must gate on a dial test after activation: "
                          f"add a dial_test step with gate: true after {last.name!r}")
-        cdr_types = [t for t in self.types if self.profiles[t].writes_cdrs]
+        cdr_types = [t for t in self.types if self.catalogue[t].writes_cdrs]
         if cdr_types and not any(s.atom == "billing_check" for s in after):
             writes = "writes" if len(cdr_types) == 1 else "write"
             self.problem(last.path + ("atom",), f"{', '.join(cdr_types)} {writes} CDRs: upgrade models must gate on "
@@ -518,7 +520,7 @@ class _Lint:
         verify = _dict(_dict(self.spec.get("rollback")).get("verify"))
         for i, name in enumerate(_list(verify.get("scenarios"))):
             for ne_type in self.types:
-                scenarios = self.profiles[ne_type].dial_tests
+                scenarios = self.catalogue[ne_type].scenarios
                 if isinstance(name, str) and name not in scenarios:
                     self.problem(("spec", "rollback", "verify", "scenarios", i),
                                  f"{ne_type} has no dial-test scenario {name!r} (its scenarios: {', '.join(scenarios)})")
@@ -576,40 +578,6 @@ def secret_key(key: str) -> bool:
     return bool(_SECRET_WORDS & set(words)) or any(pair in _SECRET_PAIRS for pair in zip(words, words[1:]))
 
 
-_SECRET_PATTERNS = (
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"), "a private key"),
-    (re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s:@{}]+:[^/\s@{}]+@"), "a URL with a password"),
-    (re.compile(r"(?i)<\s*(?:\w+:)?(?:password|passwd|secret|private-key|api-key|token|community)\s*>\s*[^<\s]"),
-     "an XML credential element"),
-    (re.compile(r"(?i)\b(?:password|passwd|pwd|secret|token|api[_-]?key)\s*=\s*['\"]?[^\s'\"{]{4,}"),
-     "an assigned password"),
-    (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), "an AWS access key"),
-    (re.compile(r"\bgh[pousr]_[A-Za-z0-9]{30,}\b"), "a GitHub token"),
-    (re.compile(r"\bxox[abprs]-[A-Za-z0-9-]{10,}"), "a Slack token"),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\."), "a JSON Web Token"),
-)
-
-
-def secret_value(text: str) -> str | None:
-    """What kind of secret `text` looks like, or None."""
-    for pattern, what in _SECRET_PATTERNS:
-        if pattern.search(text):
-            return what
-    for token in re.findall(r"[A-Za-z0-9+/=_-]{32,}", text):
-        if re.fullmatch(r"[0-9a-fA-F]+", token):
-            continue  # checksums
-        if not (re.search(r"[a-z]", token) and re.search(r"[A-Z]", token) and re.search(r"\d", token)):
-            continue
-        if _entropy(token) >= 4.2:
-            return "a high-entropy token"
-    return None
-
-
-def _entropy(text: str) -> float:
-    counts = {c: text.count(c) for c in set(text)}
-    return -sum(n / len(text) * math.log2(n / len(text)) for n in counts.values())
-
-
 def config_problems(config: str, ne_type: str, profile: Any) -> list[str]:
     """Why a config_change `config` cannot apply to an NE of this type (XML, namespace, containers)."""
     from lxml import etree
@@ -621,13 +589,13 @@ def config_problems(config: str, ne_type: str, profile: Any) -> list[str]:
     except InputError as err:
         return [err.problems[0].message if err.problems else str(err)]
     problems = []
-    containers = set(profile.config) if profile is not None else set()
+    containers = set(profile.containers) if profile is not None else set()
     for top in root:
         if not isinstance(top.tag, str):
             continue
         if top.tag != f"{{{NE_NS}}}ne":
             problems.append(f"configuration must be the NE tree <ne xmlns=\"{NE_NS}\">, "
-                            f"not <{etree.QName(top).localname}> (see docs/ne-protocol.md)")
+                            f"not <{etree.QName(top).localname}> (see docs/platforms.md)")
             continue
         for child in top:
             if not isinstance(child.tag, str):

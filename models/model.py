@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from changeline.errors import shown
 from changeline.yamlsource import FieldPath, SourceMap
 
 _BOOLEAN_WORDS = {"true": True, "yes": True, "on": True, "1": True,
@@ -50,7 +51,7 @@ class Parameter:
                 if wrong:
                     return f"item {i} {wrong}"
         if self.enum is not None and value not in self.enum:
-            return f"must be one of: {', '.join(map(str, self.enum))}; got {value!r}"
+            return f"must be one of: {', '.join(map(str, self.enum))}; got {shown(value)}"
         if self.type in ("integer", "number"):
             if self.minimum is not None and value < self.minimum:
                 return f"must be >= {self.minimum:g}, got {value!r}"
@@ -73,7 +74,7 @@ def _type_problem(kind: str, value: Any) -> str | None:
         "list": isinstance(value, list),
     }.get(kind, False)
     article = "an" if kind == "integer" else "a"
-    return None if ok else f"must be {article} {kind}, got {value!r}"
+    return None if ok else f"must be {article} {kind}, got {shown(value)}"
 
 
 def _coerce(kind: str, text: str, items: str | None = None) -> Any:
@@ -83,19 +84,19 @@ def _coerce(kind: str, text: str, items: str | None = None) -> Any:
         try:
             return int(text.strip(), 10)
         except ValueError:
-            raise ValueError(f"{text!r} is not an integer") from None
+            raise ValueError(f"{shown(text)} is not an integer") from None
     if kind == "number":
         try:
             value = float(text)
         except ValueError:
-            raise ValueError(f"{text!r} is not a number") from None
+            raise ValueError(f"{shown(text)} is not a number") from None
         if not math.isfinite(value):
-            raise ValueError(f"{text!r} is not a finite number")
+            raise ValueError(f"{shown(text)} is not a finite number")
         return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
     if kind == "boolean":
         word = text.strip().lower()
         if word not in _BOOLEAN_WORDS:
-            raise ValueError(f"{text!r} is not true or false")
+            raise ValueError(f"{shown(text)} is not true or false")
         return _BOOLEAN_WORDS[word]
     if kind == "list":
         stripped = text.strip()
@@ -103,9 +104,9 @@ def _coerce(kind: str, text: str, items: str | None = None) -> Any:
             try:
                 value = yaml.safe_load(stripped)
             except yaml.YAMLError as err:
-                raise ValueError(f"{text!r} is not a list: {err}") from None
+                raise ValueError(f"{shown(text)} is not a list: {err}") from None
             if not isinstance(value, list):
-                raise ValueError(f"{text!r} is not a list")
+                raise ValueError(f"{shown(text)} is not a list")
             return [_coerce(items, str(v)) if items and isinstance(v, str) else v for v in value]
         parts = [p.strip() for p in stripped.split(",") if p.strip()]
         return [_coerce(items, p) if items else p for p in parts]

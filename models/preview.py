@@ -2,7 +2,7 @@
 
 The diff a `config_change` step would make is computed locally: the NE's running
 configuration with the step's edit applied by the simulator's pure edit-config logic
-(merge semantics, `devices/sim/datastore.py`), diffed with `devices/configxml.diff`.
+(merge semantics, `devices/datastore.py`, which the simulator serves too), diffed with `devices/configxml.diff`.
 Several config_change steps apply one after the other. Reading the NE (`read_device`)
 is the only I/O here and is read-only: `<get-config>` of running and `<get>` of state.
 """
@@ -17,7 +17,7 @@ from lxml import etree
 
 from changeline.devices.configxml import NC_NS, config_from_data, diff
 from changeline.devices.inventory import Host
-from changeline.devices.sim import datastore
+from changeline.devices import datastore
 from changeline.errors import ChangelineError, InputError
 from changeline.models.compile import NEPlan
 
@@ -104,13 +104,13 @@ class DeviceFacts:
 
 def read_device(host: Host) -> DeviceFacts:
     """The NE's running configuration and software version; a failure is reported, not raised."""
-    from changeline.devices import ne_api
+    from changeline.devices.platforms import driver_for
     from changeline.devices.session import DeviceSession, Endpoint
 
     try:
         with DeviceSession(Endpoint.from_host(host)) as session:
             running = config_from_data(session.get_config("running"))
-            state = ne_api.read_state_optional(session)
+            state = driver_for(host, session).read_state_optional()
     except ChangelineError as err:
         return DeviceFacts(host.name, error=err.reason)
     except OSError as err:

@@ -16,6 +16,7 @@ the schema cannot say (references, compensation, gates, versions) is `lint.py`'s
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -23,7 +24,7 @@ from typing import Any
 
 import jsonschema
 
-from changeline.errors import Problem
+from changeline.errors import Problem, shown
 from changeline.yamlsource import FieldPath, SourceMap
 
 SCHEMA_DIR = Path(__file__).with_name("schema")
@@ -337,6 +338,9 @@ def schema_problems(raw: Any, source: SourceMap, registry: dict[str, ModuleType]
     validator = (model_validator() if registry is None
                  else jsonschema.Draft202012Validator(build_model_schema(registry)))
     problems: dict[tuple[FieldPath, str], Problem] = {}
+    for where in non_finite_numbers(raw):  # JSON Schema's "number" admits .inf and .nan
+        problems[(where, "nan")] = source.problem(where, "must be a finite number (.inf and .nan are not numbers "
+                                                  "a plan can add up)")
     for err in validator.iter_errors(raw):
         path = tuple(err.absolute_path)
         if _is_with_error(path) and not (len(path) == 6 and err.validator == "type"):
@@ -344,6 +348,17 @@ def schema_problems(raw: Any, source: SourceMap, registry: dict[str, ModuleType]
         for where, message in located_messages(err, path):
             problems.setdefault((where, message), source.problem(where, message))
     return list(problems.values())
+
+
+def non_finite_numbers(value: Any, path: FieldPath = ()) -> list[FieldPath]:
+    """Where `.inf`, `-.inf` or `.nan` appear: no field of a model means any of them."""
+    if isinstance(value, float):
+        return [] if math.isfinite(value) else [path]
+    if isinstance(value, dict):
+        return [p for k, v in value.items() for p in non_finite_numbers(v, path + (str(k),))]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in non_finite_numbers(v, path + (i,))]
+    return []
 
 
 def located_messages(err: jsonschema.ValidationError, path: FieldPath) -> list[tuple[FieldPath, str]]:
@@ -363,17 +378,19 @@ def located_messages(err: jsonschema.ValidationError, path: FieldPath) -> list[t
         return [(path, f"must be {_article(value)}, got {describe(instance)}")]
     if kind == "enum":
         if path and path[-1] == "atom":
-            return [(path, f"unknown atom {instance!r} (known: {', '.join(map(str, value))})")]
+            return [(path, f"unknown atom {shown(instance)} (known: {', '.join(map(str, value))})")]
         return [(path, f"must be one of: {', '.join(map(str, value))}; got {describe(instance)}")]
     if kind == "const":
         return [(path, f"must be {value!r}, got {describe(instance)}")]
     if kind == "pattern":
-        return [(path, f"{instance!r} {schema.get('patternErrorMessage') or 'does not match ' + value}")]
+        return [(path, f"{shown(instance)} {schema.get('patternErrorMessage') or 'does not match ' + value}")]
     if kind in ("minItems", "minLength", "minProperties") and value == 1:
         return [(path, "must not be empty")]
     if kind == "uniqueItems":
         return [(path, "has duplicate items")]
     if kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        if isinstance(instance, float) and not math.isfinite(instance):
+            return []  # reported once, as not finite
         op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}[kind]
         return [(path, f"must be {op} {value:g}, got {instance!r}")]
     if kind == "maxLength":
@@ -403,9 +420,7 @@ def describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    if isinstance(value, str):
-        return repr(value)
-    return f"{value!s} (a {type(value).__name__})"
+    return shown(value)  # a string may be a secret written in the wrong place
 
 
 if __name__ == "__main__":

@@ -20,9 +20,10 @@ names as errors: a model cannot reach Python internals or silently render an emp
 
 from __future__ import annotations
 
+import contextvars
 import functools
-
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,22 +43,134 @@ UPGRADE_ONLY = {("target", "to_version"), ("target", "from_versions"), ("softwar
 _MARKERS = ("{{", "{%", "{#")
 _WHOLE = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 
-_MAX_SIZE = 100_000
+_MAX_SIZE = 100_000   # characters or items any one value may have
+_MAX_BITS = 4_096     # an integer result's size: 10**1233, far past any timer, count or size
+_MAX_WORK = 100_000   # loop iterations plus calls one rendering may make
+
+
+class _Work:
+    """The budget of one rendering: a model's templates run for every NE of a campaign, and
+    `{% for %}` inside `{% for %}` or a macro calling itself twice is exponential."""
+
+    def __init__(self) -> None:
+        self.left = _MAX_WORK
+
+    def spend(self) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise SecurityError(f"template does too much work (more than {_MAX_WORK:,} loop turns and calls)")
+
+
+_work: contextvars.ContextVar[_Work | None] = contextvars.ContextVar("changeline_template_work", default=None)
+
+
+@contextmanager
+def _budget():
+    token = _work.set(_Work())
+    try:
+        yield
+    finally:
+        _work.reset(token)
+
+
+def _spend() -> None:
+    work = _work.get()
+    if work is not None:
+        work.spend()
+
+
+_COUNTED = "_changeline_counted"
+
+
+def _counted(iterable):
+    """Every `{% for %}` iterates through this (see _Sandbox._parse), one unit of work per turn."""
+    for item in iterable:
+        _spend()
+        yield item
+
+
+def _too_large(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value.bit_length() > _MAX_BITS
+    if isinstance(value, (str, list, tuple, dict)):
+        return len(value) > _MAX_SIZE
+    return False
+
+
+def _guarded_filter(func):
+    # Filters are called straight from compiled code, not through the sandbox's `call`:
+    # `"x"|center(10**9)` or `|indent(10**9)` would allocate before any check on the result.
+    @functools.wraps(func)
+    def guarded(*args, **kwargs):
+        _spend()
+        for arg in (*args, *kwargs.values()):
+            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > _MAX_SIZE:
+                raise SecurityError("filter argument too large")
+        result = func(*args, **kwargs)
+        if _too_large(result):
+            raise SecurityError("result too large")
+        return result
+    return guarded
+
+
+_WIDE_FORMAT = re.compile(r"\d{6,}")  # a field width or precision of a million or more
 
 
 class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, also refusing `'x' * 10**9`-style memory bombs."""
+    """The immutable sandbox, also refusing memory and time bombs: `'x' * 10**9`,
+    `99 ** 64 ** 64 ** 64` (each exponent small, the result astronomical), nested loops,
+    runaway macros, and format widths that allocate gigabytes."""
 
-    intercepted_binops = frozenset({"*", "**"})
+    intercepted_binops = frozenset({"*", "**", "%"})
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.filters = {name: _guarded_filter(f) for name, f in self.filters.items()}
+        self.globals[_COUNTED] = _counted
+
+    def _parse(self, source, name, filename):
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(nodes.Name(_COUNTED, "load"), [loop.iter], [], None, None)
+        return tree
 
     def call_binop(self, context, operator, left, right):
-        if operator == "**" and isinstance(right, (int, float)) and abs(right) > 64:
-            raise SecurityError("exponent too large")
+        if operator == "**" and isinstance(right, (int, float)) and not isinstance(right, bool):
+            if abs(right) > 64:
+                raise SecurityError("exponent too large")
+            if isinstance(left, int) and isinstance(right, int) and right > 0 \
+                    and max(abs(left), 1).bit_length() * right > _MAX_BITS:
+                raise SecurityError("result too large")
         if operator == "*":
             for seq, times in ((left, right), (right, left)):
                 if isinstance(seq, (str, list, tuple)) and isinstance(times, int) and len(seq) * times > _MAX_SIZE:
                     raise SecurityError("result too large")
-        return super().call_binop(context, operator, left, right)
+            if isinstance(left, int) and isinstance(right, int) \
+                    and left.bit_length() + right.bit_length() > _MAX_BITS:
+                raise SecurityError("result too large")
+        if operator == "%" and isinstance(left, str) and _WIDE_FORMAT.search(left):
+            raise SecurityError("format width too large")
+        result = super().call_binop(context, operator, left, right)
+        if _too_large(result):
+            raise SecurityError("result too large")
+        return result
+
+    def call(self, __context, __obj, *args, **kwargs):
+        _spend()
+        for arg in (*args, *kwargs.values()):
+            if isinstance(arg, int) and not isinstance(arg, bool) and abs(arg) > _MAX_SIZE:
+                raise SecurityError("call argument too large")
+        if getattr(__obj, "__name__", "") in ("format", "format_map"):
+            # The sandbox hands out str.format wrapped; the string is on the wrapped method.
+            bound = getattr(__obj, "__self__", None) or getattr(getattr(__obj, "__wrapped__", None), "__self__", None)
+            if isinstance(bound, str) and _WIDE_FORMAT.search(bound):
+                raise SecurityError("format width too large")
+        result = super().call(__context, __obj, *args, **kwargs)
+        if _too_large(result):
+            raise SecurityError("result too large")
+        return result
 
 
 # Step arguments: an undefined name is an error, never an empty string.
@@ -94,7 +207,7 @@ def references(text: str, *, expression: bool = False) -> tuple[set[str], set[Re
     """
     source = "{{ " + text + " }}" if expression else text
     ast = _STRICT.parse(source)
-    names = meta.find_undeclared_variables(ast)
+    names = meta.find_undeclared_variables(ast) - {_COUNTED}
     refs: set[Reference] = set()
     seen_nodes: set[int] = set()
     for node in ast.find_all((nodes.Getattr, nodes.Getitem)):
@@ -184,12 +297,13 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
     if not is_template(value):
         return value
     try:
-        expr = whole_expression(value)
-        if expr is not None:
-            result = _strict_expression(expr)(**context)
-            _reject_undefined(result)
-            return OMIT if result is None else _plain(result)
-        return _strict_template(value).render(**context)
+        with _budget():
+            expr = whole_expression(value)
+            if expr is not None:
+                result = _strict_expression(expr)(**context)
+                _reject_undefined(result)
+                return OMIT if result is None else _plain(result)
+            return _strict_template(value).render(**context)
     except RenderError:
         raise
     except TemplateSyntaxError as err:
@@ -200,17 +314,22 @@ def render_value(value: Any, context: dict[str, Any]) -> Any:
         raise RenderError(err.message or str(err)) from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as err:
         raise RenderError(f"template error: {err}") from None
+    except (RecursionError, MemoryError):  # a macro calling itself; an allocation past the limits
+        raise RenderError("template error: too deep or too large") from None
 
 
 def evaluate_condition(expression: str, context: dict[str, Any]) -> bool:
     """A `when:` condition: a bare Jinja expression; missing facts are false."""
     try:
-        result = _lenient_expression(expression)(**context)
+        with _budget():
+            result = _lenient_expression(expression)(**context)
+            return bool(result) and not isinstance(result, Undefined)
     except TemplateError as err:
         raise RenderError(err.message or str(err)) from None
     except (TypeError, ValueError, ArithmeticError, LookupError, AttributeError) as err:
         raise RenderError(f"condition error: {err}") from None
-    return bool(result) and not isinstance(result, Undefined)
+    except (RecursionError, MemoryError):
+        raise RenderError("condition error: too deep or too large") from None
 
 
 class _Omit:

@@ -16,7 +16,7 @@ from changeline.errors import InputError, Problem
 from changeline.models.lint import lint
 from changeline.models.model import Model, build_model
 from changeline.models.schema import schema_problems
-from changeline.yamlsource import SourceMap, load_yaml_text
+from changeline.yamlsource import SourceMap, decode_text, load_yaml_text, read_input_file
 
 MODELINE = re.compile(r"^#\s*yaml-language-server:\s*\$schema=(\S+)\s*$", re.MULTILINE)
 
@@ -27,52 +27,44 @@ def default_registry() -> dict[str, ModuleType]:
     return registry()
 
 
-def default_profiles() -> dict[str, Any]:
-    from changeline.devices.sim.profiles import builtin_profiles
+def default_catalogue() -> dict[str, Any]:
+    from changeline.catalogue import builtin_catalogue
 
-    return builtin_profiles()
+    return builtin_catalogue()
 
 
 def load_model(path: str | Path, *, registry: dict[str, ModuleType] | None = None,
-               profiles: dict[str, Any] | None = None) -> Model:
+               catalogue: dict[str, Any] | None = None) -> Model:
     """Read and validate a model file; raises InputError with every problem found."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise InputError(Problem(str(path), 0, 0, "", "file not found")) from None
-    except OSError as err:
-        raise InputError(Problem(str(path), 0, 0, "", f"cannot read: {err.strerror or err}")) from None
-    return load_model_bytes(data, str(path), registry=registry, profiles=profiles)
+    data = read_input_file(path)  # regular files of bounded size only
+    return load_model_bytes(data, str(path), registry=registry, catalogue=catalogue)
 
 
 def load_model_bytes(data: bytes, file: str, *, registry: dict[str, ModuleType] | None = None,
-                     profiles: dict[str, Any] | None = None) -> Model:
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        raise InputError(Problem(file, 1, 1, "", f"not UTF-8 text: {err.reason} at byte {err.start}")) from None
-    return load_model_text(text, file, registry=registry, profiles=profiles, sha256=hashlib.sha256(data).hexdigest())
+                     catalogue: dict[str, Any] | None = None) -> Model:
+    text = decode_text(data, file)
+    return load_model_text(text, file, registry=registry, catalogue=catalogue, sha256=hashlib.sha256(data).hexdigest())
 
 
 def load_model_text(text: str, file: str = "<model>", *, registry: dict[str, ModuleType] | None = None,
-                    profiles: dict[str, Any] | None = None, sha256: str | None = None) -> Model:
+                    catalogue: dict[str, Any] | None = None, sha256: str | None = None) -> Model:
     raw, source = load_yaml_text(text, file)
     raw = _string_keys(raw)
-    problems = document_problems(raw, source, text, registry=registry, profiles=profiles)
+    problems = document_problems(raw, source, text, registry=registry, catalogue=catalogue)
     if problems:
         raise InputError(problems)
     return build_model(raw, source, sha256 or hashlib.sha256(text.encode("utf-8")).hexdigest())
 
 
 def document_problems(raw: Any, source: SourceMap, text: str, *, registry: dict[str, ModuleType] | None = None,
-                      profiles: dict[str, Any] | None = None) -> list[Problem]:
+                      catalogue: dict[str, Any] | None = None) -> list[Problem]:
     if not isinstance(raw, dict):
         return [source.problem((), "a model must be a mapping with apiVersion, kind, metadata and spec")]
     problems = modeline_problems(text, source.file)
     problems += schema_problems(raw, source, registry)
     problems += lint(raw, source, registry=registry if registry is not None else default_registry(),
-                     profiles=profiles if profiles is not None else default_profiles())
+                     catalogue=catalogue if catalogue is not None else default_catalogue())
     unique = {(p.line, p.column, p.field, p.message): p for p in problems}
     return [unique[k] for k in sorted(unique, key=lambda k: (k[0], k[1], k[2], k[3]))]
 

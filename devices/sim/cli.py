@@ -21,12 +21,14 @@ from pathlib import Path
 import psutil
 import typer
 
+from changeline.arguments import Arguments
+from changeline.catalogue import VERSION_RE
 from changeline.errors import ChangelineError, InputError, Problem
 
 from .control import SimControl
 from .host import PASSWORD_ENV, SimHost, resolve_password
 from .images import generate_image
-from .profiles import VERSION_RE, builtin_profiles, find_type
+from .profiles import builtin_profiles, find_type
 from .topology import DEFAULT_ADDRESS_BASE, DEFAULT_CONTROL, Topology, generate_topology, load_topology
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -110,6 +112,27 @@ def start_background(argv: list[str], state_dir: Path, password: str) -> dict:
     raise ChangelineError(f"the simulator was not ready after {READY_TIMEOUT_S:.0f} s; see {log_path}")
 
 
+MAX_COUNT = 10_000  # 127.0.1.x onwards; a simulator of more NEs is a typo, not a test
+
+
+def check_up_arguments(*, topology: Path | None, count: int | None, state_dir: Path, speed: float | None,
+                       bind: str | None, address_base: str, netconf_port: int, ssh_port: int) -> None:
+    """`sim up`'s options, checked before any port is opened or file written; the topology
+    file's own contents are checked by its loader."""
+    args = Arguments()
+    args.file("--topology", topology)
+    args.number("--count", count, minimum=1, maximum=MAX_COUNT)
+    args.directory("--state-dir", state_dir, may_create=True)
+    args.number("--speed", speed, above=0, maximum=1000)
+    args.ipv4("--bind", bind)
+    args.ipv4("--address-base", address_base)
+    args.port("--netconf-port", netconf_port)
+    args.port("--ssh-port", ssh_port)
+    if netconf_port == ssh_port:
+        args.problem("--ssh-port", "must differ from --netconf-port")
+    args.done()
+
+
 @app.command()
 def up(
     topology: Path = typer.Option(None, "--topology", "-t", help="Topology YAML file."),
@@ -125,6 +148,8 @@ def up(
     ssh_port: int = typer.Option(22, "--ssh-port", help="SSH port (first port with --bind)."),
 ) -> None:
     """Start simulated NEs from a topology file or --count N --types ...; in the background unless --foreground."""
+    check_up_arguments(topology=topology, count=count, state_dir=state_dir, speed=speed, bind=bind,
+                       address_base=address_base, netconf_port=netconf_port, ssh_port=ssh_port)
     topo = _topology(topology, count, types, speed=speed, bind=bind, control=control, address_base=address_base,
                      netconf_port=netconf_port, ssh_port=ssh_port)
     state_dir = state_dir.resolve()
@@ -150,6 +175,9 @@ def up(
 @app.command()
 def status(state_dir: Path = typer.Option(DEFAULT_STATE_DIR, "--state-dir")) -> None:
     """Show the running simulator's NEs."""
+    args = Arguments()
+    args.directory("--state-dir", state_dir, may_create=True)
+    args.done()
     state_dir = state_dir.resolve()
     info = read_sim_json(state_dir)
     if info is None:
@@ -172,6 +200,10 @@ def status(state_dir: Path = typer.Option(DEFAULT_STATE_DIR, "--state-dir")) -> 
 def down(state_dir: Path = typer.Option(DEFAULT_STATE_DIR, "--state-dir"),
          timeout: float = typer.Option(30.0, "--timeout", help="Seconds to wait before killing it.")) -> None:
     """Stop the simulator running in the state dir."""
+    args = Arguments()
+    args.directory("--state-dir", state_dir, may_create=True)
+    args.number("--timeout", timeout, minimum=0, maximum=3600)
+    args.done()
     state_dir = state_dir.resolve()
     info = read_sim_json(state_dir)
     if info is None:
@@ -190,6 +222,9 @@ def down(state_dir: Path = typer.Option(DEFAULT_STATE_DIR, "--state-dir"),
     typer.echo(f"simulator (pid {info['pid']}) stopped")
 
 
+MAX_IMAGE_KB = 1024 * 1024  # 1 GiB: images are test payloads
+
+
 @app.command()
 def image(
     ne_type: str = typer.Option(..., "--type", help="NE type, e.g. AMF."),
@@ -206,9 +241,11 @@ def image(
                                 f"unknown NE type {ne_type!r} (known: {', '.join(builtin_profiles())})"))
     if not VERSION_RE.match(version):
         problems.append(Problem("<command line>", 0, 0, "--version", f"must look like 1.2.0, got {version!r}"))
-    if size_kb < 1:
-        problems.append(Problem("<command line>", 0, 0, "--size-kb", "must be at least 1"))
-    if problems:
-        raise InputError(problems)
+    if not 1 <= size_kb <= MAX_IMAGE_KB:
+        problems.append(Problem("<command line>", 0, 0, "--size-kb", f"must be 1 to {MAX_IMAGE_KB}"))
+    args = Arguments()
+    args.directory("--out", out, may_create=True)
+    if problems or args.problems:
+        raise InputError(problems + args.problems)
     path = generate_image(out, profile.ne_type, version, payload_size=size_kb * 1024, build=build)
     typer.echo(str(path))

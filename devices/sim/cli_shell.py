@@ -1,6 +1,6 @@
 """The NE's SSH CLI: an IOS-like shell that netmiko's `cisco_ios` driver drives reliably.
 
-What netmiko needs (docs/ne-protocol.md, MACHINE.md): the shell echoes input, re-prints
+What netmiko needs (docs/platforms.md, MACHINE.md): the shell echoes input, re-prints
 the prompt on a bare Enter, ends prompts in `>` or `#`, accepts `terminal length 0` and
 `terminal width 511`, and has `enable`. The terminal line discipline (`LineReader`), the
 command resolution and the renderers are pure; `run_cli` is the thin I/O loop.

@@ -28,11 +28,11 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from changeline.catalogue import SEVERITIES
 from changeline.errors import ChangelineError
 
 from .faults import dial_failure, validate_fault
 from .ne_xml import KNOWN_RPCS
-from .profiles import SEVERITIES
 
 if TYPE_CHECKING:
     from .element import SimulatedNE

@@ -1,6 +1,6 @@
 """One simulated network element: its software, images, traffic, faults and listeners.
 
-`SimulatedNE` owns a NETCONF engine with the lifecycle RPCs of docs/ne-protocol.md
+`SimulatedNE` owns a NETCONF engine with the lifecycle RPCs of docs/platforms.md
 registered, and two listeners on its address: NETCONF (830) and SSH (22: the CLI shell
 and the `sftp` subsystem). Activation restarts it like a real NE: every session drops,
 both ports refuse connections for the restart delay, then it answers on the new version
@@ -20,11 +20,13 @@ from pathlib import Path
 import asyncssh
 from lxml import etree
 
+from changeline.devices.datastore import instance_path
+
 from .cli_shell import run_cli
 from .clock import SimClock
-from .datastore import instance_path
 from .faults import Fault, FaultSet, dial_failure, kpi_factors, reply_delay, rpc_drop
 from .images import ImageStore, judge_image
+from .mml_shell import MML_PLATFORM, run_mml
 from .ne_xml import (
     NS,
     config_problem,
@@ -69,8 +71,11 @@ class SimulatedNE:
     def __init__(self, *, name: str, profile: Profile, version: str, clock: SimClock, home: Path,
                  host: str, netconf_port: int, ssh_port: int, host_key: asyncssh.SSHKey,
                  check_password: Callable[[str, str], bool], pool: Pool | None = None,
-                 disk_total_mb: int | None = None) -> None:
+                 disk_total_mb: int | None = None, platform: str = "changeline-ne") -> None:
         self.name, self.profile, self.clock = name, profile, clock
+        # changeline-ne: lifecycle and state over NETCONF; changeline-mml: over MML commands
+        # on the SSH shell, with only the configuration datastores on NETCONF.
+        self.platform = platform
         self.host, self.netconf_port, self.ssh_port = host, netconf_port, ssh_port
         self.host_key, self.check_password = host_key, check_password
         self.pool = pool
@@ -98,11 +103,12 @@ class SimulatedNE:
         self._restart: asyncio.Task | None = None
         self.restarts = 0  # evidence for tests: an activation must restart the NE exactly once
         self._cdr_writes: set[asyncio.TimerHandle] = set()
+        self.mml = platform == MML_PLATFORM
         self.engine = NetconfEngine(config=config_root(name, profile.ne_type, profile.config),
-                                    state_provider=lambda: [state_element(self.status())],
+                                    state_provider=lambda: [] if self.mml else [state_element(self.status())],
                                     validator=self._validate_config)
         self.engine.before_rpc = self._before_rpc
-        for rpc, handler in (("list-images", self._rpc_list_images), ("install-software", self._rpc_install),
+        for rpc, handler in () if self.mml else (("list-images", self._rpc_list_images), ("install-software", self._rpc_install),
                              ("activate-software", self._rpc_activate), ("rollback-software", self._rpc_rollback),
                              ("dial-test", self._rpc_dial_test), ("drain-traffic", self._rpc_drain),
                              ("restore-traffic", self._rpc_restore)):
@@ -139,7 +145,7 @@ class SimulatedNE:
         try:
             ssh = await asyncssh.create_server(
                 lambda: _CliSshServer(self), self.host, self.ssh_port, server_host_keys=[self.host_key],
-                process_factory=lambda process: run_cli(process, self),
+                process_factory=lambda process: (run_mml if self.mml else run_cli)(process, self),
                 sftp_factory=lambda chan: NeSftpServer(chan, self),
                 allow_scp=False, line_editor=False, x11_forwarding=False, agent_forwarding=False)
         except OSError as err:
@@ -329,7 +335,11 @@ class SimulatedNE:
         return list_images_reply(self.image_rows())
 
     async def _rpc_install(self, ctx: RpcContext, op: etree._Element) -> None:
-        name = _required_arg(op, "image")
+        await self.install(_required_arg(op, "image"))
+
+    # The software lifecycle, shared by both personalities: NETCONF RPCs and MML commands.
+    # A refusal is an RpcFault either way; the MML shell prints its message as a RETCODE.
+    async def install(self, name: str) -> None:
         if self.images.path(name) is None:
             raise RpcFault("invalid-value", f"image {name} not found in /images/", app_tag="image-not-found")
         await self.images.warm(name)
@@ -355,7 +365,9 @@ class SimulatedNE:
         return None
 
     async def _rpc_activate(self, ctx: RpcContext, op: etree._Element) -> None:
-        version = _required_arg(op, "version")
+        await self.activate(_required_arg(op, "version"))
+
+    async def activate(self, version: str) -> None:
         if version == self.running:
             return None  # idempotent: no restart
         if version not in self.installed:
@@ -366,6 +378,9 @@ class SimulatedNE:
         return None
 
     async def _rpc_rollback(self, ctx: RpcContext, op: etree._Element) -> None:
+        await self.rollback()
+
+    async def rollback(self) -> None:
         if self.previous is None:
             raise RpcFault("operation-failed", "there is no previous version to roll back to",
                            app_tag="no-previous-version")
@@ -388,12 +403,12 @@ class SimulatedNE:
         return dial_result_element(*await self.dial_test(scenario))
 
     async def _rpc_drain(self, ctx: RpcContext, op: etree._Element) -> None:
-        self._set_drained(True)
+        self.set_drained(True)
 
     async def _rpc_restore(self, ctx: RpcContext, op: etree._Element) -> None:
-        self._set_drained(False)
+        self.set_drained(False)
 
-    def _set_drained(self, drained: bool) -> None:
+    def set_drained(self, drained: bool) -> None:
         if self.pool is None:
             raise RpcFault("operation-failed", f"{self.name} is not in a traffic pool", app_tag="not-pooled")
         self.pool.update(self.name, drained=drained)

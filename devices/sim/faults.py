@@ -12,6 +12,8 @@ from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from changeline.errors import shown
+
 SEVERITIES = ("critical", "major", "minor", "warning")
 
 
@@ -121,9 +123,9 @@ def validate_fault(raw: Any, *, kpis: Collection[str], alarm_ids: Collection[str
 def _check_param(param: Param, value: Any) -> str | None:
     numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
     if param.kind is float and not numeric:
-        return f"must be a number, got {value!r}"
+        return f"must be a number, got {shown(value)}"
     if param.kind is not float and not isinstance(value, param.kind):
-        return f"must be {'true or false' if param.kind is bool else 'a string'}, got {value!r}"
+        return f"must be {'true or false' if param.kind is bool else 'a string'}, got {shown(value)}"
     if param.minimum is not None and value < param.minimum:
         return f"must be at least {param.minimum}"
     return None

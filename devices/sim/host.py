@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 
 USERNAME = "admin"
 PASSWORD_ENV = "CHANGELINE_NE_PASSWORD"
-PLATFORM = "changeline-sim"
+PLATFORM = "changeline-ne"  # the default; an NE of the topology may say `platform: changeline-mml`
 HOST_KEY_FILE = "ssh_host_ed25519_key"
 # Starting listeners in bounded batches keeps 1,000 NEs from opening 2,000 sockets at once.
 START_CONCURRENCY = 64
@@ -83,6 +83,7 @@ def inventory(topology: Topology) -> dict:
             "hostname": topology.client_address(ne),
             "port": ne.netconf_port,
             "groups": [ne.profile.domain],
+            **({"platform": ne.platform} if ne.platform != PLATFORM else {}),
             "data": {"ne_type": ne.profile.ne_type, "software_version": ne.version, "pool": ne.pool,
                      "site": ne.site, "region": ne.region, "tags": list(ne.tags), "ssh_port": ne.ssh_port},
         }
@@ -145,7 +146,7 @@ class SimHost:
                              home=home, host=spec.host, netconf_port=spec.netconf_port, ssh_port=spec.ssh_port,
                              host_key=self._keys[spec.name], check_password=check,
                              pool=self.pools.get(spec.pool) if spec.pool else None,
-                             disk_total_mb=spec.disk_total_mb)
+                             disk_total_mb=spec.disk_total_mb, platform=spec.platform)
             for fault in spec.faults:
                 ne.add_fault(fault)
             self.nes[spec.name] = ne

@@ -1,4 +1,4 @@
-"""The NE's XML vocabulary (docs/ne-protocol.md): namespace, capabilities, the config tree
+"""The NE's XML vocabulary (docs/platforms.md): namespace, capabilities, the config tree
 built from a profile, and the state and RPC replies built from plain data."""
 
 from __future__ import annotations
@@ -7,8 +7,9 @@ from typing import Any
 
 from lxml import etree
 
+from changeline.catalogue import CONFIG_SCHEMA
+
 from .netconf_engine import NE_NAMESPACE as NS
-from .profiles import CONFIG_SCHEMA
 from .status import ImageRow, NeStatus
 from .traffic import DialOutcome
 

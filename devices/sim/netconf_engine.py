@@ -24,7 +24,8 @@ from datetime import datetime, timezone
 
 from lxml import etree
 
-from changeline.devices.sim.datastore import (
+from changeline.catalogue import NE_NAMESPACE
+from changeline.devices.datastore import (
     DEFAULT_OPERATIONS,
     NC_NS,
     DataError,
@@ -63,7 +64,6 @@ BASE_CAPABILITIES = (
     _CAP + "validate:1.1",
     _CAP + "startup:1.0",
 )
-NE_NAMESPACE = "urn:changeline:params:xml:ns:yang:changeline-ne"
 NE_MODULE_CAPABILITY = f"{NE_NAMESPACE}?module=changeline-ne&revision=2026-11-25"
 
 DATASTORES = ("running", "candidate", "startup")

@@ -1,41 +1,25 @@
-"""NE types as data: one YAML profile per type in `profiles/`, validated on load.
+"""Simulation profiles: how the simulator plays each NE type of the catalogue.
 
-A profile says what an NE of that type is (domain, software versions, initial
-configuration, KPIs, alarms, dial tests, disk, CDRs) and how long its operations take in
-realistic seconds; the simulator scales those delays by its speed factor.
+The catalogue (changeline.catalogue) owns the contract - domain, releases, KPIs and their
+units, alarms, dial-test scenarios, configuration containers. A profile in `profiles/`
+adds only the simulation's numbers for one catalogue type: its initial configuration and
+release, disk, KPI levels, dial-test attempts and latencies, CDR shapes, and how long its
+operations take in realistic seconds (scaled by the simulator's speed factor). A profile
+that names a KPI, scenario or container the catalogue does not give its type is refused.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from changeline.catalogue import CONFIG_SCHEMA, AlarmSpec, NeType, builtin_catalogue
+from changeline.catalogue.located_yaml import Located, Section, load_located
 from changeline.errors import InputError, Problem
 
-from .located_yaml import Located, Section, load_located
-
 PROFILE_DIR = Path(__file__).with_name("profiles")
-DOMAINS = ("5gc", "ims")
-SEVERITIES = ("critical", "major", "minor", "warning")
-VERSION_RE = re.compile(r"^\d+\.\d+\.\d+$")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-# The configuration containers an NE may have under <ne>, mirroring yang/changeline-ne.yang:
-# container -> (list element name, leaves) or (None, leaves) for a plain container.
-# Rendering follows this order so every NE's tree has the YANG order.
-CONFIG_SCHEMA: dict[str, tuple[str | None, tuple[str, ...]]] = {
-    "timers": ("timer", ("name", "value")),
-    "interfaces": ("interface", ("name", "address")),
-    "plmns": ("plmn", ("name", "mcc", "mnc")),
-    "dnns": ("dnn", ("name", "ip-pool")),
-    "peers": ("peer", ("name", "address")),
-    "capacity": (None, ("max-sessions",)),
-}
-# The KPIs every type reports, so checks can be written once for all types.
-REQUIRED_KPIS = ("sessions", "cpu")
 
 
 @dataclass(frozen=True)
@@ -49,13 +33,6 @@ class Kpi:
     nominal: float
     idle: float
     decimals: int
-
-
-@dataclass(frozen=True)
-class AlarmSpec:
-    id: str
-    severity: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -112,70 +89,55 @@ class Profile:
         return next((a for a in self.alarms if a.id == alarm_id), None)
 
 
-_TOP_FIELDS = ("type", "domain", "description", "versions", "default_version", "writes_cdrs",
-               "disk", "delays", "config", "kpis", "alarms", "dial_tests")
+_TOP_FIELDS = ("type", "default_version", "disk", "delays", "config", "kpis", "dial_tests")
 
 
-def load_profile(path: Path | str) -> Profile:
-    """Read and validate one profile; every problem found is raised at once as InputError."""
+def load_profile(path: Path | str, catalogue: dict[str, NeType] | None = None) -> Profile:
+    """Read one profile and check it against its catalogue type; every problem found is
+    raised at once as InputError."""
     doc = load_located(path)
-    profile = _read_profile(doc)
+    profile = _read_profile(doc, builtin_catalogue() if catalogue is None else catalogue)
     doc.raise_problems()
     assert profile is not None  # no problems means every field was read
     return profile
 
 
-def _read_profile(doc: Located) -> Profile | None:
+def _read_profile(doc: Located, catalogue: dict[str, NeType]) -> Profile | None:
     top = Section.of(doc, (), doc.data, _TOP_FIELDS)
     if top is None:
         return None
-    ne_type = top.get("type", str, required=True, default="")
-    if ne_type and not NAME_RE.match(ne_type):
-        top.problem("type", f"{ne_type!r} is not a valid type name")
-    domain = top.get("domain", str, required=True, default="")
-    if domain and domain not in DOMAINS:
-        top.problem("domain", f"must be one of {', '.join(DOMAINS)}, got {domain!r}")
-    versions = _read_versions(top)
+    name = top.get("type", str, required=True, default="")
+    ne_type = catalogue.get(name)
+    if name and ne_type is None:
+        top.problem("type", f"{name!r} is not an NE type of the catalogue (known: {', '.join(sorted(catalogue))})")
+        return None
+    if ne_type is None:
+        return None
     default_version = top.get("default_version", str, required=True, default="")
-    if default_version and versions and default_version not in versions:
-        top.problem("default_version", f"{default_version!r} is not in versions")
-    writes_cdrs = top.get("writes_cdrs", bool, required=True, default=False)
+    if default_version and default_version not in ne_type.versions:
+        top.problem("default_version", f"{default_version!r} is not a release of {name} in the catalogue "
+                    f"(releases: {', '.join(ne_type.versions)})")
     disk_total, disk_system = _read_disk(doc, top)
     delays = _read_delays(doc, top)
-    kpis = _read_kpis(doc, top)
-    dial_tests = _read_dial_tests(doc, top, kpis, writes_cdrs)
+    kpis = _read_kpis(doc, top, ne_type)
+    dial_tests = _read_dial_tests(doc, top, ne_type)
     profile = Profile(
-        ne_type=ne_type,
-        domain=domain,
-        description=top.get("description", str, default=""),
-        versions=versions,
+        ne_type=name,
+        domain=ne_type.domain,
+        description=ne_type.description,
+        versions=ne_type.versions,
         default_version=default_version,
-        writes_cdrs=writes_cdrs,
+        writes_cdrs=ne_type.writes_cdrs,
         disk_total_mb=disk_total,
         disk_system_mb=disk_system,
         delays=delays,
-        config=_read_config(doc, top),
+        config=_read_config(doc, top, ne_type),
         kpis=kpis,
-        alarms=_read_alarms(doc, top),
+        alarms=ne_type.alarms,
         dial_tests=dial_tests,
         source=doc.file,
     )
     return None if doc.problems else profile
-
-
-def _read_versions(top: Section) -> tuple[str, ...]:
-    raw = top.get("versions", list, required=True, default=[])
-    versions: list[str] = []
-    for i, version in enumerate(raw):
-        if not isinstance(version, str) or not VERSION_RE.match(version):
-            top.doc.problem(("versions", i), f"must be a version like 1.2.0, got {version!r}")
-        elif version in versions:
-            top.doc.problem(("versions", i), f"duplicate version {version}")
-        else:
-            versions.append(version)
-    if not raw and "versions" in top.data:
-        top.problem("versions", "must list at least one version")
-    return tuple(versions)
 
 
 def _read_disk(doc: Located, top: Section) -> tuple[int, int]:
@@ -202,12 +164,12 @@ def _read_delays(doc: Located, top: Section) -> Delays:
     return Delays(**values)
 
 
-def _read_config(doc: Located, top: Section) -> dict[str, Any]:
-    config = Section.of(doc, ("config",), top.data.get("config"), tuple(CONFIG_SCHEMA))
+def _read_config(doc: Located, top: Section, ne_type: NeType) -> dict[str, Any]:
+    config = Section.of(doc, ("config",), top.data.get("config"), ne_type.containers)
     if config is None:
         return {}
     for container, value in config.data.items():
-        if container not in CONFIG_SCHEMA:
+        if container not in ne_type.containers:
             continue
         list_name, leaves = CONFIG_SCHEMA[container]
         path = ("config", container)
@@ -233,74 +195,56 @@ def _read_config(doc: Located, top: Section) -> dict[str, Any]:
     return config.data
 
 
-def _read_kpis(doc: Located, top: Section) -> tuple[Kpi, ...]:
+def _read_kpis(doc: Located, top: Section, ne_type: NeType) -> tuple[Kpi, ...]:
     kpis: list[Kpi] = []
     for i, raw in enumerate(top.get("kpis", list, required=True, default=[])):
-        item = Section.of(doc, ("kpis", i), raw, ("name", "unit", "nominal", "idle", "decimals"))
+        item = Section.of(doc, ("kpis", i), raw, ("name", "nominal", "idle", "decimals"))
         if item is None:
             continue
         name = item.get("name", str, required=True, default="")
-        nominal = item.get("nominal", float, required=True, default=0.0)
-        kpi = Kpi(
-            name=name,
-            unit=item.get("unit", str, required=True, default=""),
-            nominal=nominal,
-            idle=item.get("idle", float, default=nominal),
-            decimals=item.get("decimals", int, default=2),
-        )
+        spec = ne_type.kpi(name)
+        if name and spec is None:
+            item.problem("name", f"{ne_type.ne_type} has no KPI {name!r} in the catalogue")
+            continue
         if any(k.name == name for k in kpis):
             item.problem("name", f"duplicate KPI {name!r}")
-        kpis.append(kpi)
-    names = {k.name for k in kpis}
-    for required in REQUIRED_KPIS:
-        if "kpis" in top.data and required not in names:
-            top.problem("kpis", f"must include a KPI named {required!r}")
-    if "kpis" in top.data and not any(k.unit == "%" and k.name.endswith("success-rate") for k in kpis):
-        top.problem("kpis", "must include a '...success-rate' KPI in %")
+        nominal = item.get("nominal", float, required=True, default=0.0)
+        kpis.append(Kpi(name=name, unit=spec.unit if spec else "", nominal=nominal,
+                        idle=item.get("idle", float, default=nominal), decimals=item.get("decimals", int, default=2)))
+    missing = [k.name for k in ne_type.kpis if not any(s.name == k.name for s in kpis)]
+    if "kpis" in top.data and missing:
+        top.problem("kpis", f"must simulate every catalogue KPI of {ne_type.ne_type}: missing {', '.join(missing)}")
     return tuple(kpis)
 
 
-def _read_alarms(doc: Located, top: Section) -> tuple[AlarmSpec, ...]:
-    alarms: list[AlarmSpec] = []
-    for i, raw in enumerate(top.get("alarms", list, default=[])):
-        item = Section.of(doc, ("alarms", i), raw, ("id", "severity", "text"))
-        if item is None:
-            continue
-        alarm = AlarmSpec(item.get("id", str, required=True, default=""),
-                          item.get("severity", str, required=True, default="major"),
-                          item.get("text", str, required=True, default=""))
-        if alarm.severity not in SEVERITIES:
-            item.problem("severity", f"must be one of {', '.join(SEVERITIES)}")
-        if any(a.id == alarm.id for a in alarms):
-            item.problem("id", f"duplicate alarm id {alarm.id!r}")
-        alarms.append(alarm)
-    return tuple(alarms)
-
-
-def _read_dial_tests(doc: Located, top: Section, kpis: tuple[Kpi, ...],
-                     writes_cdrs: bool) -> dict[str, DialScenario]:
+def _read_dial_tests(doc: Located, top: Section, ne_type: NeType) -> dict[str, DialScenario]:
     scenarios: dict[str, DialScenario] = {}
     for i, raw in enumerate(top.get("dial_tests", list, required=True, default=[])):
         path = ("dial_tests", i)
-        item = Section.of(doc, path, raw, ("name", "kpi", "attempts", "latency_ms", "cdr"))
+        item = Section.of(doc, path, raw, ("name", "attempts", "latency_ms", "cdr"))
         if item is None:
             continue
         name = item.get("name", str, required=True, default="")
-        kpi = item.get("kpi", str, required=True, default="")
-        if kpi and not any(k.name == kpi and k.unit == "%" for k in kpis):
-            item.problem("kpi", f"{kpi!r} is not a KPI in % of this profile")
+        spec = ne_type.scenarios.get(name)
+        if name and spec is None:
+            item.problem("name", f"{ne_type.ne_type} has no scenario {name!r} in the catalogue "
+                         f"(its scenarios: {', '.join(ne_type.scenarios)})")
+            continue
         attempts = item.get("attempts", int, required=True, default=1)
         if attempts < 1:
             item.problem("attempts", "must be at least 1")
         cdr = _read_cdr_spec(doc, (*path, "cdr"), item.data.get("cdr")) if "cdr" in item.data else None
-        if writes_cdrs and cdr is None:
-            item.problem("cdr", "is required: this type writes CDRs")
-        if not writes_cdrs and "cdr" in item.data:
-            item.problem("cdr", "is not allowed: this type does not write CDRs")
+        if spec and spec.writes_cdr and cdr is None:
+            item.problem("cdr", "is required: this scenario writes a CDR")
+        if spec and not spec.writes_cdr and "cdr" in item.data:
+            item.problem("cdr", "is not allowed: this scenario writes no CDR")
         if name in scenarios:
             item.problem("name", f"duplicate scenario {name!r}")
-        scenarios[name] = DialScenario(name, kpi, attempts,
+        scenarios[name] = DialScenario(name, spec.kpi if spec else "", attempts,
                                        item.get("latency_ms", int, required=True, default=0), cdr)
+    missing = [n for n in ne_type.scenarios if n not in scenarios]
+    if "dial_tests" in top.data and missing:
+        top.problem("dial_tests", f"must simulate every catalogue scenario of {ne_type.ne_type}: missing {', '.join(missing)}")
     return scenarios
 
 
@@ -322,12 +266,12 @@ def builtin_profiles() -> dict[str, Profile]:
     return load_profiles(PROFILE_DIR)
 
 
-def load_profiles(directory: Path) -> dict[str, Profile]:
+def load_profiles(directory: Path, catalogue: dict[str, NeType] | None = None) -> dict[str, Profile]:
     problems: list[Problem] = []
     profiles: dict[str, Profile] = {}
     for path in sorted(directory.glob("*.yaml")):
         try:
-            profile = load_profile(path)
+            profile = load_profile(path, catalogue)
         except InputError as err:
             problems.extend(err.problems)
             continue

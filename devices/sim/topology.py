@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from changeline.errors import InputError, Problem
+from changeline.arguments import path_name_problem
+from changeline.catalogue.located_yaml import Located, Section, load_located
+from changeline.errors import InputError, Problem, quoted
 
 from .faults import Fault, validate_fault
-from .located_yaml import Located, Section, load_located
 from .ne_xml import KNOWN_RPCS
-from .profiles import NAME_RE, Profile, find_type
+from .profiles import Profile, find_type
 
 DEFAULT_CONTROL = "127.0.0.1:8300"
 DEFAULT_ADDRESS_BASE = "127.0.1.1"
@@ -55,6 +56,7 @@ class NeSpec:
     tags: tuple[str, ...]
     faults: tuple[Fault, ...]
     disk_total_mb: int | None
+    platform: str = "changeline-ne"  # or changeline-mml: lifecycle and state as MML commands
 
 
 @dataclass(frozen=True)
@@ -97,7 +99,8 @@ def _is_ipv4(text: Any) -> bool:
 
 _TOP = ("speed", "control", "address_base", "bind", "advertise", "ports", "pools", "nes")
 _NE = ("name", "type", "version", "pool", "site", "region", "tags", "faults", "address", "ports",
-       "disk_total_mb")
+       "disk_total_mb", "platform")
+SIM_PLATFORMS = ("changeline-ne", "changeline-mml")  # the simulator's two personalities
 
 
 def load_topology(path: Path | str, profiles: dict[str, Profile], *, speed: float | None = None,
@@ -216,15 +219,15 @@ def _read_nes(doc: Located, top: Section, profiles: dict[str, Profile], pools: d
             item.problem("disk_total_mb", f"must exceed the {profile.disk_system_mb} MB the system uses")
         nes.append(NeSpec(name, profile, version, host or bind or address, own_ports["netconf"], own_ports["ssh"],
                           pool, item.get("site", str, default=""), item.get("region", str, default=""),
-                          tuple(_read_tags(item)), faults, disk))
+                          tuple(_read_tags(item)), faults, disk, _read_platform(item)))
     return nes
 
 
 def _read_ne(item: Section, profiles: dict[str, Profile], pools: dict[str, PoolSpec],
              names: set[str]) -> tuple[str, Profile, str, str | None, tuple[Fault, ...]] | None:
     name = item.get("name", str, required=True, default="")
-    if name and not NAME_RE.match(name):
-        item.problem("name", f"{name!r} may hold only letters, digits, '.', '_' and '-'")
+    if name and path_name_problem(name):  # the same rule as the inventory's: NE names become paths
+        item.problem("name", f"{quoted(name)} {path_name_problem(name)}")
     elif name in names:
         item.problem("name", f"duplicate NE name {name!r}")
     names.add(name)
@@ -252,6 +255,13 @@ def _read_ne(item: Section, profiles: dict[str, Profile], pools: dict[str, PoolS
         if fault is not None:
             faults.append(fault)
     return name, profile, version, pool, tuple(faults)
+
+
+def _read_platform(item: Section) -> str:
+    platform = item.get("platform", str, default="changeline-ne")
+    if platform not in SIM_PLATFORMS:
+        item.problem("platform", f"the simulator plays {' or '.join(SIM_PLATFORMS)}, not {quoted(platform)}")
+    return platform
 
 
 def _read_tags(item: Section) -> list[str]:

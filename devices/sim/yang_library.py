@@ -17,9 +17,9 @@ from pathlib import Path
 
 from lxml import etree
 
+from changeline.catalogue import YANG_DIR  # the contract's modules are catalogue data
 from changeline.errors import ChangelineError
 
-YANG_DIR = Path(__file__).resolve().parent / "yang"
 YANGLIB_NS = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
 DATASTORES_NS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
 MONITORING_NS = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"

@@ -18,7 +18,7 @@ from tests.thirdparty import netconfd
 
 pytestmark = pytest.mark.skipif(not netconfd.available(), reason="netconfd not installed (scripts/system-deps.sh)")
 
-YANG = Path(__file__).resolve().parents[2] / "devices" / "sim" / "yang" / "changeline-ne.yang"
+YANG = Path(__file__).resolve().parents[2] / "catalogue" / "yang" / "changeline-ne.yang"
 NS = "urn:changeline:params:xml:ns:yang:changeline-ne"
 STARTUP = f"""<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><ne xmlns="{NS}"><name>tp-1</name>
 <type>AMF</type><timers><timer><name>t3512</name><value>3240</value></timer></timers>
@@ -35,7 +35,8 @@ def server(tmp_path_factory):
 @pytest.fixture
 def ctx(server, tmp_path):
     endpoint = Endpoint(name="tp-1", hostname=server.hostname, netconf_port=server.port, username=server.username,
-                        key_file=server.key_file, known_hosts=server.known_hosts, timeout=20)
+                        key_file=server.key_file, known_hosts=server.known_hosts, timeout=20,
+                        platform="netconf")  # the generic RFC 6241 platform: config atoms only
     context = make_context(tmp_path, endpoint, run_id=f"run-{time.monotonic_ns()}")
     yield context
     # Leave the shared server as we found it for the next test.

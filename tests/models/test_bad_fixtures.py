@@ -37,11 +37,11 @@ def test_bad_model_reports_exactly_the_expected_problems(path):
     assert all(p.file == str(path) for p in caught.value.problems)
 
 
-def test_cli_validate_prints_every_problem_of_every_file_and_exits_1():
+def test_cli_validate_prints_every_problem_of_every_file_and_exits_2():
     files = [FIXTURES / "bad" / n for n in ("unknown-atom.yaml", "confirm-not-later.yaml", "yaml-syntax.yaml",
                                              "upgrade-no-billing-gate.yaml")]
     result = run_cli("models", "validate", *map(str, files))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "Traceback" not in result.stderr + result.stdout
     lines = result.stderr.splitlines()
     for file in files:
@@ -52,12 +52,12 @@ def test_cli_validate_prints_every_problem_of_every_file_and_exits_1():
 
 def test_cli_validate_a_missing_file():
     result = run_cli("models", "validate", "no/such/model.yaml")
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.splitlines()[0] == "no/such/model.yaml: file not found"
     assert "Traceback" not in result.stderr
 
 
 def test_python_m_changeline_models_runs_the_same_commands():
     result = run_cli("models", "validate", str(FIXTURES / "bad" / "unknown-atom.yaml"), module=True)
-    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "Traceback" not in result.stderr
     assert expected(FIXTURES / "bad" / "unknown-atom.yaml")[0] in result.stderr

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from changeline.devices.sim.profiles import builtin_profiles
+from changeline.catalogue import builtin_catalogue
 from changeline.models.compile import compile_for_host, load_model
 from changeline.models.library import Library, canonical_path
 from tests.models.helpers import LIBRARY, host, library_files
@@ -41,13 +41,13 @@ def test_every_library_file_is_published_with_its_exact_content():
 
 def test_an_upgrade_model_for_every_ne_type():
     lib = Library()
-    for ne_type in builtin_profiles():
+    for ne_type in builtin_catalogue():
         entry = lib.lookup(ne_type, "1.2.0", "1.3.0")
         model = lib.load(entry)
         atoms = [s.atom for s in model.steps]
         chain = ["precheck", "backup", "dial_test", "transfer_software", "install_software", "drain_traffic",
                  "activate_software", "restore_traffic", "dial_test"]
-        if builtin_profiles()[ne_type].writes_cdrs:
+        if builtin_catalogue()[ne_type].writes_cdrs:
             chain.append("billing_check")
         chain += ["kpi_check", "validate_upgrade"]
         assert atoms == chain, ne_type

@@ -90,9 +90,9 @@ def test_plan_human_output_by_library_name():
     (["--targets", "all", "--param", "t3512_s=10"], "spec.parameters.t3512_s: --param t3512_s=10: must be >= 60, got 10"),
     (["--targets", "colour=red"], "selector term 'colour=red': unknown key 'colour'"),
 ])
-def test_plan_input_errors_exit_1_without_traceback(args, message):
+def test_plan_input_errors_exit_2_without_traceback(args, message):
     result = run_cli("plan", "amf-t3512-timer", "-i", str(INVENTORY), "--no-device", *args)
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
 

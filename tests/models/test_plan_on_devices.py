@@ -52,7 +52,7 @@ def test_change_plan_previews_the_config_diff_from_the_device(sim):
 
 def test_bad_plan_arguments_are_clear_errors(sim):
     run = cli("plan", str(LIBRARY / "amf/1.3/amf-upgrade.yaml"), "-i", str(sim.inventory_path), "-t", "colour=red")
-    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert run.returncode == 2 and "Traceback" not in run.stderr
     assert "unknown key 'colour'" in run.stderr
 
 

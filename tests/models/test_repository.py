@@ -133,7 +133,7 @@ def test_cli_publish_list_show_lookup(tmp_path):
     assert first.returncode == 0, first.stderr
     assert first.stdout.startswith(f"amf-upgrade@1.0.0: published at {root}/amf/1.3/amf-upgrade.yaml")
     refused = run_cli("models", "publish", str(draft(tmp_path, extra="# changed\n")), env=env)
-    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert ":9:3: metadata.version: amf-upgrade@1.0.0 is already published with different content" in refused.stderr
     listing = run_cli("models", "list", env=env)
     assert listing.returncode == 0
@@ -145,5 +145,5 @@ def test_cli_publish_list_show_lookup(tmp_path):
     found = run_cli("models", "lookup", "--type", "AMF", "--from", "1.2.0", "--to", "1.3.0", env=env)
     assert found.stdout.startswith("amf-upgrade@1.0.0\t")
     missing = run_cli("models", "show", "nope", env=env)
-    assert missing.returncode == 1
+    assert missing.returncode == 2
     assert missing.stderr.splitlines() == ["error: no model named 'nope' is published (published: amf-upgrade)"]

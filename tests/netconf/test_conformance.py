@@ -1,4 +1,4 @@
-"""NETCONF conformance (RFC 6241/6242 and docs/ne-protocol.md) through real ncclient sessions.
+"""NETCONF conformance (RFC 6241/6242 and docs/platforms.md) through real ncclient sessions.
 
 Every test runs in both framings. The server comes from the `netconf_target` fixture and
 is a black box here: tests create their own uniquely named data and assert only what the

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from lxml import etree
 
-from changeline.devices.sim.datastore import (
+from changeline.devices.datastore import (
     apply_edit,
     check_structure,
     config_root,

@@ -32,7 +32,7 @@ NCM = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 NS = {"nc": NC, "cl": CL, "yl": YANGLIB, "ncm": NCM}
 BASE_1_0 = "urn:ietf:params:netconf:base:1.0"
 BASE_1_1 = "urn:ietf:params:netconf:base:1.1"
-YANG_DIR = Path(__file__).resolve().parents[2] / "devices" / "sim" / "yang"
+YANG_DIR = Path(__file__).resolve().parents[2] / "catalogue" / "yang"
 NES = [{"name": "amf-t", "type": "AMF", "version": "1.2.0"},
        {"name": "smf-t", "type": "SMF", "version": "1.2.0"}]
 

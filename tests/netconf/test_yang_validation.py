@@ -25,7 +25,7 @@ from lxml import etree
 from changeline.devices.session import DeviceSession, Endpoint
 from tests.simfixture import running_sim
 
-YANG_DIR = Path(__file__).resolve().parents[2] / "devices" / "sim" / "yang"
+YANG_DIR = Path(__file__).resolve().parents[2] / "catalogue" / "yang"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 CL = "urn:changeline:params:xml:ns:yang:changeline-ne"
 YANGLIB = "urn:ietf:params:xml:ns:yang:ietf-yang-library"

@@ -80,13 +80,13 @@ def test_up_status_down_in_the_background(tmp_path: Path, state_dir: Path):
     assert lines[3].split()[:4] == ["scscf-1", "S-CSCF", "1.1.0", "up"]
 
     again = changeline("sim", "up", "--topology", str(topology), "--state-dir", str(state_dir))
-    assert again.returncode == 1 and "a simulator already runs" in again.stderr
+    assert again.returncode == 3 and "a simulator already runs" in again.stderr
 
     down = changeline("sim", "down", "--state-dir", str(state_dir))
     assert down.returncode == 0 and "stopped" in down.stdout
     assert not (state_dir / "sim.json").exists()
     gone = changeline("sim", "status", "--state-dir", str(state_dir))
-    assert gone.returncode == 1 and "no simulator runs" in gone.stderr
+    assert gone.returncode == 3 and "no simulator runs" in gone.stderr
 
     # Host keys and the password are the NE's own: a restart keeps them.
     assert changeline("sim", "up", "--topology", str(topology), "--state-dir", str(state_dir)).returncode == 0
@@ -106,7 +106,7 @@ def test_bad_topology_files_are_reported_with_file_line_and_field(tmp_path: Path
     topology = tmp_path / "topology.yaml"
     topology.write_text(text)
     result = changeline("sim", "up", "--topology", str(topology), "--state-dir", str(state_dir))
-    assert result.returncode == 1
+    assert result.returncode == 2
     line_no, line = next((i, line) for i, line in enumerate(text.splitlines(), 1) if at in line)
     assert f"{topology}:{line_no}:{line.index(at) + 1}: {message}" in result.stderr
     assert "Traceback" not in result.stderr
@@ -115,9 +115,9 @@ def test_bad_topology_files_are_reported_with_file_line_and_field(tmp_path: Path
 
 def test_missing_topology_file_and_bad_arguments(tmp_path: Path, state_dir: Path):
     missing = changeline("sim", "up", "--topology", str(tmp_path / "nope.yaml"), "--state-dir", str(state_dir))
-    assert missing.returncode == 1 and "nope.yaml: cannot read" in missing.stderr
+    assert missing.returncode == 2 and "nope.yaml: --topology: file not found" in missing.stderr
     bad = changeline("sim", "up", "--count", "2", "--types", "AMF,XYZ", "--state-dir", str(state_dir))
-    assert bad.returncode == 1 and "--types: unknown NE type 'XYZ'" in bad.stderr
+    assert bad.returncode == 2 and "--types: unknown NE type 'XYZ'" in bad.stderr
     assert "Traceback" not in missing.stderr + bad.stderr
 
 
@@ -127,7 +127,7 @@ def test_image_command_writes_an_image(tmp_path: Path):
     assert made.returncode == 0, made.stderr
     assert made.stdout.strip() == str(tmp_path / "P-CSCF-1.3.0.img")
     bad = changeline("sim", "image", "--type", "HSS", "--version", "1.3", "--out", str(tmp_path))
-    assert bad.returncode == 1
+    assert bad.returncode == 2
     assert "--type: unknown NE type 'HSS'" in bad.stderr and "--version: must look like 1.2.0" in bad.stderr
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from changeline.devices.sim.located_yaml import parse_located
-from changeline.devices.sim.profiles import CONFIG_SCHEMA, PROFILE_DIR, builtin_profiles, load_profile
+from changeline.catalogue.located_yaml import parse_located
+from changeline.catalogue import CONFIG_SCHEMA, YANG_DIR
+from changeline.devices.sim.profiles import PROFILE_DIR, builtin_profiles, load_profile
 from changeline.devices.sim.topology import generate_topology, load_topology, loopback_addresses
 from changeline.errors import InputError
 
@@ -29,7 +30,7 @@ def test_builtin_profiles_cover_the_six_types():
 
 
 def test_yang_module_names_every_config_node():
-    yang = (PROFILE_DIR.parent / "yang" / "changeline-ne.yang").read_text()
+    yang = (YANG_DIR / "changeline-ne.yang").read_text()
     assert 'namespace "urn:changeline:params:xml:ns:yang:changeline-ne"' in yang
     assert "revision 2026-11-25" in yang
     for container, (list_name, leaves) in CONFIG_SCHEMA.items():
@@ -52,15 +53,16 @@ def _profile_text(**replace: str) -> str:
 
 
 @pytest.mark.parametrize("old,new,expected", [
-    ("default_version: 1.2.0", "default_version: 2.0.0", "default_version: '2.0.0' is not in versions"),
-    ("domain: 5gc", "domain: 4g", "domain: must be one of 5gc, ims"),
+    ("default_version: 1.2.0", "default_version: 2.0.0", "default_version: '2.0.0' is not a release of AMF in the catalogue"),
+    ("type: AMF", "type: MME", "type: 'MME' is not an NE type of the catalogue"),
     ("- {name: t3512, value: 3240}", "- {name: t3512, value: soon}", "config.timers.timer[0].value: must be an integer"),
-    ("  capacity: {max-sessions: 2000000}", "  capacity: {max-sessions: 2000000}\n  bogus: {}",
-     "config.bogus: unknown field"),
-    ("  - {name: cpu, unit: \"%\", nominal: 38, idle: 6, decimals: 1}\n", "", "kpis: must include a KPI named 'cpu'"),
-    ("kpi: registration-success-rate, attempts: 5", "kpi: sessions, attempts: 5",
-     "dial_tests[0].kpi: 'sessions' is not a KPI in %"),
-    ("writes_cdrs: false", "writes_cdrs: true", "dial_tests[0].cdr: is required"),
+    ("  capacity: {max-sessions: 2000000}", "  capacity: {max-sessions: 2000000}\n  dnns: {}",
+     "config.dnns: unknown field"),  # AMF's catalogue type has no dnns container
+    ("  - {name: cpu, nominal: 38, idle: 6, decimals: 1}\n", "", "kpis: must simulate every catalogue KPI of AMF: missing cpu"),
+    ("name: ue-registration, attempts: 5", "name: voice-call, attempts: 5",
+     "dial_tests[0].name: AMF has no scenario 'voice-call' in the catalogue"),
+    ("latency_ms: 45}", "latency_ms: 45, cdr: {duration_s: 1, volume_uplink: 0, volume_downlink: 0, rating_group: 1}}",
+     "dial_tests[0].cdr: is not allowed"),
 ])
 def test_profile_mistakes_are_located(tmp_path: Path, old: str, new: str, expected: str):
     path = tmp_path / "amf.yaml"
@@ -72,9 +74,10 @@ def test_profile_mistakes_are_located(tmp_path: Path, old: str, new: str, expect
 
 
 def test_duplicate_keys_and_syntax_errors_are_located():
-    doc = parse_located("a: 1\nb: 2\na: 3\n", "x.yaml")
-    assert [str(p) for p in doc.problems] == ["x.yaml:3:1: a: duplicate key"]
-    with pytest.raises(InputError, match=r"^y.yaml:2:\d+: not valid YAML"):
+    with pytest.raises(InputError) as err:
+        parse_located("a: 1\nb: 2\na: 3\n", "x.yaml")
+    assert [str(p) for p in err.value.problems] == ["x.yaml:3:1: a: duplicate key 'a'"]
+    with pytest.raises(InputError, match=r"^y.yaml:2:\d+: YAML syntax"):
         parse_located("a: [1,\nb: }", "y.yaml")
 
 
@@ -111,10 +114,12 @@ def test_a_good_topology_loads(tmp_path: Path):
     (("address: 127.0.9.100", "address: 127.0.9.300"), "127.0.9.300", "nes[2].address: '127.0.9.300' is not"),
     (("pool: amf-pool-1}", "pool: nope}"), "nope", "nes[1].pool: no pool named 'nope'"),
     (("kind: dial-test-fail-after-upgrade", "kind: explode"), "explode", "nes[0].faults[0].kind: unknown fault"),
-    (("speed: 0.01", "speed: fast"), "fast", "speed: must be a number"),
+    (("speed: 0.01", "speed: fast"), "fast", "speed: must be a finite number"),
     (("control: 127.0.0.1:0", "control: localhost"), "localhost", "control: must be IPV4:PORT"),
     (("ssh: 1022}", "ssh: 1830}"), "1830}", "nes[2].ports.ssh: must differ"),
     (("nes:", "nodes:"), "nodes", "nodes: unknown field"),
+    (("name: amf-2", "name: amf-2, platform: vendor-x"), "vendor-x",
+     "nes[1].platform: the simulator plays changeline-ne or changeline-mml, not 'vendor-x'"),
 ])
 def test_topology_mistakes_name_file_line_and_field(tmp_path: Path, edit: tuple[str, str], at: str, message: str):
     text = GOOD.replace(*edit)

@@ -1,32 +1,25 @@
 """YAML loading that remembers where every value came from.
 
 Profiles and topology files are written by hand; a mistake must be reported as
-`FILE:LINE:COL: field: message`, so the loader keeps each value's position keyed by
-its path (`("nes", 0, "version")`) next to the plain Python data.
+`FILE:LINE:COL: field: message`, so each value's position is kept keyed by its path
+(`("nes", 0, "version")`) next to the plain Python data. Parsing itself is the shared
+bounded loader of `changeline.yamlsource`; this module adds typed, located reads.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from changeline.errors import InputError, Problem
+from changeline.errors import InputError, Problem, shown
+from changeline.yamlsource import dotted, load_yaml_file, load_yaml_text
 
 PathKey = tuple[str | int, ...]
 
 
-def field_name(path: PathKey) -> str:
-    """`("nes", 0, "version")` -> `nes[0].version`, the way problems name a field."""
-    out = ""
-    for part in path:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += f".{part}" if out else part
-    return out
+field_name = dotted  # `("nes", 0, "version")` -> `nes[0].version`, the way problems name a field
 
 
 @dataclass
@@ -56,59 +49,25 @@ class Located:
 
 
 def load_located(path: Path | str) -> Located:
-    """Read a YAML file into plain data with positions; unreadable files raise InputError."""
-    name = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as err:
-        raise InputError(Problem(name, 0, 0, "", f"cannot read: {err.strerror or err}")) from None
-    return parse_located(text, name)
+    """Read a YAML file into plain data with positions; unreadable or malformed files raise
+    InputError (the one bounded loader of changeline.yamlsource: sizes, depth, aliases)."""
+    data, source = load_yaml_file(path)
+    return Located(source.file, data, dict(source.values), dict(source.keys))
 
 
 def parse_located(text: str, name: str) -> Located:
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as err:
-        mark = err.problem_mark or err.context_mark
-        line, column = (mark.line + 1, mark.column + 1) if mark else (0, 0)
-        raise InputError(Problem(name, line, column, "", f"not valid YAML: {err.problem}")) from None
-    located = Located(name, None)
-    if root is not None:
-        located.data = _build(root, (), located)
-    return located
+    data, source = load_yaml_text(text, name)
+    return Located(source.file, data, dict(source.values), dict(source.keys))
 
 
-_constructor = yaml.constructor.SafeConstructor()
-
-
-def _build(node: yaml.Node, path: PathKey, located: Located) -> Any:
-    located.marks[path] = (node.start_mark.line + 1, node.start_mark.column + 1)
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _constructor.construct_object(key_node, deep=True)
-            key = key if isinstance(key, (str, int)) else str(key)
-            child = (*path, key)
-            if key in out:
-                located.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-                located.problem(child, "duplicate key", at_key=True)
-                continue
-            located.key_marks[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
-            out[key] = _build(value_node, child, located)
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_build(item, (*path, i), located) for i, item in enumerate(node.value)]
-    return _constructor.construct_object(node, deep=True)
-
-
-_KIND_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true or false",
+_KIND_NAMES = {str: "a string", int: "an integer", float: "a finite number", bool: "true or false",
                list: "a list", dict: "a mapping"}
 
 
 def _is_kind(value: Any, kind: type) -> bool:
     # YAML booleans are ints to Python; a number field must not accept `yes`.
-    if kind is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind is float:  # .inf and .nan are floats to YAML, never a delay, speed or size
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, kind)
@@ -141,7 +100,7 @@ class Section:
         value = self.data[key]
         if not _is_kind(value, kind):
             hint = " (quote it)" if kind is str and isinstance(value, (int, float)) else ""
-            self.problem(key, f"must be {_KIND_NAMES[kind]}{hint}, got {value!r}")
+            self.problem(key, f"must be {_KIND_NAMES[kind]}{hint}, got {shown(value)}")
             return default
         return float(value) if kind is float else value
 

@@ -1,4 +1,6 @@
-"""Configuration tree logic for the simulated NE's NETCONF datastores: pure lxml, no I/O.
+"""Configuration tree logic of NETCONF datastores (RFC 6241 edit-config, subtree filters): pure lxml, no I/O.
+
+The simulator serves its datastores with it and plans predict config diffs with it.
 
 The simulator has no YANG engine, so the data model is read from the data itself:
 - a leaf is an element without element children; its value is its stripped text;
