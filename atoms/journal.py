@@ -50,7 +50,27 @@ CREATE TABLE IF NOT EXISTS ne_status (
     run_id TEXT NOT NULL, ne TEXT NOT NULL, status TEXT NOT NULL, reason TEXT, updated_at REAL NOT NULL,
     PRIMARY KEY (run_id, ne)
 );
+CREATE TABLE IF NOT EXISTS campaign_plans (
+    campaign_id TEXT PRIMARY KEY, plan TEXT NOT NULL, created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ne_changes (
+    run_id TEXT NOT NULL, ne TEXT NOT NULL,
+    anomalies TEXT NOT NULL, decisions TEXT NOT NULL,  -- JSON lists, as the NE's outcome holds them
+    rollback_cause TEXT,                               -- set once a rollback was decided, before it starts
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (run_id, ne)
+);
 """
+
+
+@dataclass(frozen=True)
+class NEChange:
+    """What an NE's run decided on its way, so a resumed run goes on from there: the anomalies
+    met (with the decisions taken on them) and, once a rollback was decided, why."""
+
+    anomalies: list[dict[str, Any]]
+    decisions: list[dict[str, Any]]
+    rollback_cause: str | None = None
 
 
 @dataclass(frozen=True)
@@ -148,6 +168,35 @@ class Journal:
     def campaign_args(self, campaign_id: str) -> dict[str, Any] | None:
         row = self._conn().execute("SELECT args FROM campaigns WHERE campaign_id=?", (campaign_id,)).fetchone()
         return json.loads(row[0]) if row else None
+
+    def record_plan(self, campaign_id: str, plan: dict[str, Any]) -> dict[str, Any]:
+        """The campaign's plan as its first run made it (targeted NEs, waves); later runs of the
+        same campaign get that one back, never a new one."""
+        self._conn().execute("INSERT OR IGNORE INTO campaign_plans(campaign_id, plan, created_at) VALUES (?,?,?)",
+                             (campaign_id, json.dumps(plan), time.time()))
+        stored = self.plan_of(campaign_id)
+        assert stored is not None
+        return stored
+
+    def plan_of(self, campaign_id: str) -> dict[str, Any] | None:
+        row = self._conn().execute("SELECT plan FROM campaign_plans WHERE campaign_id=?", (campaign_id,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def record_change(self, run_id: str, ne: str, anomalies: list[dict[str, Any]], decisions: list[dict[str, Any]],
+                      rollback_cause: str | None = None) -> None:
+        """The NE's anomalies and decisions so far; with `rollback_cause`, the rollback about to start."""
+        self._conn().execute(
+            "INSERT OR REPLACE INTO ne_changes(run_id, ne, anomalies, decisions, rollback_cause, updated_at) "
+            "VALUES (?,?,?,?,?,?)",
+            (run_id, ne, json.dumps(anomalies, default=str), json.dumps(decisions, default=str), rollback_cause,
+             time.time()))
+
+    def change_of(self, run_id: str, ne: str) -> NEChange:
+        row = self._conn().execute("SELECT anomalies, decisions, rollback_cause FROM ne_changes WHERE run_id=? AND ne=?",
+                                   (run_id, ne)).fetchone()
+        if row is None:
+            return NEChange([], [])
+        return NEChange(json.loads(row[0]), json.loads(row[1]), row[2])
 
     def set_ne_status(self, run_id: str, ne: str, status: str, reason: str = "") -> None:
         self._conn().execute("INSERT OR REPLACE INTO ne_status(run_id, ne, status, reason, updated_at) VALUES (?,?,?,?,?)",

@@ -226,3 +226,6 @@ class BackupError(ChangelineError):
 class RollbackFailed(ChangelineError):
     """A rollback ran but the NE is not verifiably back where it started."""
 
+
+class OutcomeError(ChangelineError):
+    """An NE outcome (written or read back) is not in the shape changeline.outcomes defines."""

@@ -29,9 +29,10 @@ from changeline.devices.inventory import load_inventory
 from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
 from changeline.flows import probe as service_probe
-from changeline.flows.locks import NeLocks, lock_names, ne_lock_name, pool_lock_name  # noqa: F401 (re-exported)
+from changeline.flows.locks import NeLocks, lock_names
 from changeline.flows.ne_flow import Admission, NEOutcome, admitted_by, ne_change_subflow, time_scale
 from changeline.flows.turns import Settling, StartTurn, WorkSlots, lookahead
+from changeline.models.waves import Wave
 
 
 # A wave's NEs would otherwise all start at once: a Prefect server on SQLite answers such a
@@ -49,6 +50,27 @@ def starts_at_once() -> int:
     if not raw.isdigit() or int(raw) < 1:
         raise ChangelineError(f"CHANGELINE_STARTS_AT_ONCE must be a whole number >= 1, not {raw!r}")
     return int(raw)
+
+
+# What the window decisions take as "now": the wall clock, unless a caller (a test, a dry run)
+# runs the campaign under a clock of its own (`window_clock`). Keyed by campaign id, not a
+# context variable: Prefect runs a flow's body in a context of its own.
+_window_clocks: dict[str, Any] = {}
+
+
+@contextmanager
+def window_clock(campaign_id: str, now):
+    """The campaign `campaign_id` started in this block decides window fits by `now()` (an aware datetime)."""
+    _window_clocks[campaign_id] = now
+    try:
+        yield
+    finally:
+        _window_clocks.pop(campaign_id, None)
+
+
+def window_now(campaign_id: str) -> datetime:
+    now = _window_clocks.get(campaign_id)
+    return now() if now is not None else datetime.now(timezone.utc)
 
 
 def pick_model(models: list, host, *, resuming: bool):
@@ -94,25 +116,33 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
     model_objs = [load_model(m) for m in models]
     primary = model_objs[0].campaign
     inv = load_inventory(inventory)
-    hosts = inv.select(targets)
-    hosts_by_name = {h.name: h for h in hosts}
-    if not hosts:
-        raise ChangelineError(f"selector '{targets}' matches no NE in {inventory}")
     journal = stores.journal()
     journal.record_campaign(campaign_id, {
         "models": models, "inventory": inventory, "targets": targets, "params": params or {},
         "on_anomaly": on_anomaly, "window_end": window_end.isoformat() if window_end else None,
         "concurrency_cap": concurrency_cap, "pause_timeout_s": pause_timeout_s})
+    stored = journal.plan_of(campaign_id)
+    # A campaign run again (resume) goes on with the NEs and waves its first run planned.
+    names = stored["targets"] if stored else [h.name for h in inv.select(targets)]
+    if not names:
+        raise ChangelineError(f"selector '{targets}' matches no NE in {inventory}")
     previous = journal.ne_statuses(campaign_id)
     outcomes: dict[str, dict[str, Any]] = {}
+    hosts = []
+    for name in names:
+        if name in inv.hosts:
+            hosts.append(inv.hosts[name])
+        else:  # only a resumed campaign can name an NE the inventory no longer has
+            outcomes[name] = NEOutcome(ne=name, ne_type="", campaign_id=campaign_id, status=policy.FAILED,
+                                       reason=f"no longer in {inventory}; not touched by this run").to_dict()
+    hosts_by_name = {h.name: h for h in hosts}
     chosen: dict[str, Any] = {}
     for host in hosts:
         earlier = previous.get(host.name)
-        if earlier and earlier[0] in (policy.DONE, policy.ROLLED_BACK):
-            outcomes[host.name] = {"ne": host.name, "ne_type": host.ne_type, "status": earlier[0],
-                                   "reason": f"{earlier[1]} (earlier run of this campaign)", "resumed": True}
+        if earlier and earlier[0] in FINISHED:
+            outcomes[host.name] = _earlier_outcome(campaign_id, host, earlier)
             continue
-        touched = bool(earlier) and earlier[0] not in (policy.INELIGIBLE, policy.DEFERRED, policy.SKIPPED)
+        touched = bool(earlier) and earlier[0] in (policy.RUNNING, policy.PAUSED)
         model_obj, why_not = pick_model(model_objs, host, resuming=touched)
         if model_obj is None:
             outcomes[host.name] = _untouched(host, policy.INELIGIBLE, why_not)
@@ -132,7 +162,12 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             outcomes[host.name] = _untouched(host, policy.FAILED, why)
             journal.set_ne_status(campaign_id, host.name, policy.FAILED, why)
     eligible = [h for h in hosts if h.name in plans]
-    waves = plan_waves(model_objs[0], eligible)
+    if stored is None:
+        waves = plan_waves(model_objs[0], eligible)
+        journal.record_plan(campaign_id, {"targets": names,
+                                          "waves": [{"name": w.name, "nes": [h.name for h in w.hosts]} for w in waves]})
+    else:
+        waves = stored_waves(stored, hosts_by_name)
     cap = concurrency_cap or primary.concurrency or 1
     live_probe = service_probe.current()  # a continuous probe the caller runs around this campaign, if any
     board = progress.Board(campaign_id, _names_by_wave(waves, hosts), outcomes, inventory=inventory, probe=live_probe)
@@ -148,7 +183,7 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             settling = Settling()
 
             def window_refusal(host, plan) -> str | None:
-                fit = policy.window_fit(now=datetime.now(timezone.utc), window_end=window_end,
+                fit = policy.window_fit(now=window_now(campaign_id), window_end=window_end,
                                         estimate_s=plan.total_estimate_s, rollback_s=plan.rollback_estimate_s,
                                         scale=time_scale(host))
                 if fit.fits:
@@ -233,19 +268,23 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
             # with its device, while the last runs are still ending (recording their final state).
             with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ne") as pool:
                 for wave in waves:
+                    # NEs an earlier run of this campaign finished stay as they ended; they count below.
+                    to_run = [h for h in wave.hosts if h.name in plans]
                     if stop_reason:
-                        for host in wave.hosts:
-                            outcomes[host.name] = _untouched(host, policy.SKIPPED, f"not started: {stop_reason}")
-                            journal.set_ne_status(campaign_id, host.name, policy.SKIPPED, stop_reason)
+                        why = f"not started: the campaign stopped before wave {wave.name}: {stop_reason}"
+                        for host in to_run:
+                            outcomes[host.name] = _untouched(host, policy.SKIPPED, why)
+                            journal.set_ne_status(campaign_id, host.name, policy.SKIPPED, why)
                         board.update(outcomes)
                         continue
-                    logger.info("wave %s: %d NE(s), concurrency %d", wave.name, len(wave.hosts), cap)
+                    logger.info("wave %s: %d NE(s) to run of %d, concurrency %d", wave.name, len(to_run),
+                                len(wave.hosts), cap)
                     marker = WaveMarker(wave.name, len(wave.hosts))
                     markers.append(marker)
                     # Each NE's subflow runs in a worker thread with a copy of this flow's context,
                     # so Prefect records it as a child of the campaign run.
-                    estimates = {h.name: plans[h.name].total_estimate_s for h in wave.hosts}
-                    order = policy.dispatch_order(wave.hosts, estimates)
+                    estimates = {h.name: plans[h.name].total_estimate_s for h in to_run}
+                    order = policy.dispatch_order(to_run, estimates)
                     futures = {h.name: pool.submit(contextvars.copy_context().run, tagged, h, wave.name, rank)
                                for rank, h in enumerate(order)}
                     all_futures.update(futures)
@@ -255,6 +294,7 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
                     marker.done(outcomes[h.name] for h in wave.hosts)
                     for host in wave.hosts:  # the wave's (report) order
                         outcomes[host.name] = outcomes.pop(host.name)
+                    # The budget counts every NE of the wave, whichever run of the campaign ended it.
                     attempted += sum(1 for h in wave.hosts
                                      if outcomes[h.name]["status"] not in (policy.DEFERRED, policy.SKIPPED))
                     failures += sum(1 for h in wave.hosts if outcomes[h.name]["status"] in policy.FAILURE_STATES)
@@ -342,6 +382,32 @@ def _run_on_worker(deployment: str, model_file: str, inventory: str, host, campa
         return json.loads(outcome_file.read_text())
     state = run.state.name if run.state else "unknown"
     return _untouched(host, policy.FAILED, f"worker run {run.name} ended {state} without an outcome")
+
+
+# Statuses an NE keeps when its campaign runs again: it ended, or it can never start. A
+# deferred or skipped NE never started and is planned again (the window and the failure
+# budget decide anew, from the same records, so they come out the same).
+FINISHED = (policy.DONE, policy.ROLLED_BACK, policy.ROLLBACK_FAILED, policy.FAILED, policy.INELIGIBLE)
+
+
+def stored_waves(plan: dict[str, Any], hosts_by_name: dict[str, Any]) -> list[Wave]:
+    """The waves the campaign's first run planned, with the NEs the inventory still has."""
+    return [Wave(w["name"], tuple(hosts_by_name[n] for n in w["nes"] if n in hosts_by_name)) for w in plan["waves"]]
+
+
+def _earlier_outcome(campaign_id: str, host, earlier: tuple[str, str]) -> dict[str, Any]:
+    """An NE an earlier run of this campaign finished, as that run wrote it (marked resumed);
+    the journal's status and reason when its outcome file is gone or unreadable."""
+    path = stores.evidence_dir(campaign_id, host.name) / "outcome.json"
+    try:
+        outcome = NEOutcome.from_dict(json.loads(path.read_text()), str(path))
+        if outcome.status != earlier[0]:  # e.g. a one-click rollback after that run
+            outcome.status, outcome.reason = earlier
+    except (OSError, ValueError, ChangelineError):
+        outcome = NEOutcome(ne=host.name, ne_type=host.ne_type, campaign_id=campaign_id, status=earlier[0],
+                            reason=earlier[1], from_version=host.software_version)
+    outcome.resumed = True
+    return outcome.to_dict()
 
 
 def _as_outcome(host, outcome: dict[str, Any] | BaseException) -> dict[str, Any]:

@@ -265,7 +265,9 @@ def rollback(
         results = state.result()
         for name, res in results.items():
             typer.echo(f"  {name:<16} {res['status']}")
-        all_back = all(res.get("status") == policy.ROLLED_BACK for res in results.values())
+        # NEs the campaign never changed are listed too (nothing to roll back); they do not fail it.
+        changed = [res for res in results.values() if "nothing to roll back" not in str(res.get("reason", ""))]
+        all_back = all(res.get("status") == policy.ROLLED_BACK for res in changed)
         raise typer.Exit(EXIT_OK if all_back else EXIT_NOT_AT_TARGET)
     typer.echo(f"error: {redact(state.message or 'the rollback run failed')}", err=True)
     raise typer.Exit(EXIT_NOT_AT_TARGET)

@@ -12,7 +12,7 @@ import functools
 import json
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger, task
@@ -30,6 +30,7 @@ from changeline.devices.inventory import Host, load_inventory
 from changeline.devices.session import DeviceSession, Endpoint
 from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
+from changeline.outcomes import NEOutcome, RollbackOutcome, StepOutcome  # noqa: F401 (NEOutcome, StepOutcome re-exported)
 
 
 class AnomalyDecision(RunInput):
@@ -37,43 +38,6 @@ class AnomalyDecision(RunInput):
 
     action: Literal["rollback", "continue"] = "rollback"
     comment: str = ""
-
-
-@dataclass
-class StepOutcome:
-    name: str
-    atom: str
-    status: str                     # done | failed | skipped
-    changed: bool = False
-    reason: str = ""
-    started_at: float = 0.0
-    duration_s: float = 0.0
-    gate: bool = False
-    evidence: dict[str, Any] = field(default_factory=dict)
-    diff: str = ""
-    manual_minutes: float = 0.0     # what a person would have spent on this step by hand
-    estimate_s: float = 0.0
-
-
-@dataclass
-class NEOutcome:
-    ne: str
-    ne_type: str
-    campaign_id: str
-    status: str = "running"
-    reason: str = ""
-    from_version: str = ""
-    to_version: str = ""
-    steps: list[StepOutcome] = field(default_factory=list)
-    anomalies: list[dict[str, Any]] = field(default_factory=list)
-    decisions: list[dict[str, Any]] = field(default_factory=list)
-    rollback: dict[str, Any] = field(default_factory=dict)
-    started_at: float = 0.0
-    finished_at: float = 0.0
-    operator_seconds: float = 0.0   # time a person spent deciding (pause forms)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False)
@@ -189,69 +153,109 @@ def execute_plan(plan, host: Host, campaign_id: str, *, pause_timeout_s: int = 3
         return outcome
 
 
+def finished_steps(plan_steps, records: dict[str, tuple[str, dict[str, Any] | None]]) -> dict[str, StepOutcome]:
+    """The steps an earlier run of this NE finished (done, or failed with the anomaly accepted),
+    with their outcomes as that run recorded them; every other step is (re-)entered."""
+    finished = {}
+    for step in plan_steps:
+        status, result = records.get(step.name, (None, None))
+        if status not in ("done", "accepted"):
+            continue
+        try:
+            finished[step.name] = StepOutcome.from_dict(result, f"journal step {step.name}")
+        except ChangelineError:  # a record from before outcomes were journaled: its status is enough
+            finished[step.name] = StepOutcome(step.name, step.atom, "done", reason="finished before a restart",
+                                              gate=step.gate, manual_minutes=step.manual_minutes,
+                                              estimate_s=step.estimate_s)
+    return finished
+
+
 def _execute_admitted(plan, host: Host, campaign_id: str, *, pause_timeout_s: int) -> NEOutcome:
+    """Run the NE's plan, or go on with it from where the journal says an earlier run stood:
+    a rollback already decided is finished (with its original cause); otherwise finished steps
+    keep their recorded outcomes and every other step is entered, in plan order."""
     logger = get_run_logger()
     journal = stores.journal()
     ctx = make_context(host, campaign_id, logger.info)
     outcome = NEOutcome(ne=host.name, ne_type=host.ne_type, campaign_id=campaign_id,
                         from_version=plan.from_version or host.software_version, to_version=plan.to_version or "",
                         started_at=time.time())
-    journal.set_ne_status(campaign_id, host.name, "running", "")
-    finished_before = {name for name, (status, _) in journal.step_records(campaign_id, host.name).items()
-                       if status == "done"}
+    earlier = journal.change_of(campaign_id, host.name)
+    finished = finished_steps(plan.steps, journal.step_records(campaign_id, host.name))
+    # Anomalies of steps still to enter are met again there (a pause form left unanswered asks again).
+    outcome.anomalies = [a for a in earlier.anomalies if earlier.rollback_cause or a.get("step") in finished]
+    outcome.decisions = [d for d in earlier.decisions if earlier.rollback_cause or d.get("step") in finished]
+    journal.set_ne_status(campaign_id, host.name, policy.RUNNING, "")
     try:
-        for step in plan.steps:
-            if step.name in finished_before:
-                outcome.steps.append(StepOutcome(step.name, step.atom, "skipped", reason="finished before a restart",
-                                                 gate=step.gate, manual_minutes=step.manual_minutes,
-                                                 estimate_s=step.estimate_s))
-                continue
-            ctx.step = step.name
-            journal.set_ne_status(campaign_id, host.name, "running", f"step {step.name}")
-            started = time.time()
-            state = _step_task(step.atom, step.name)(
-                step.atom, step.args, quote(ctx), step.retries, step.timeout_s, return_state=True)
-            if state.is_completed():
-                res = state.result()
-                outcome.steps.append(StepOutcome(step.name, step.atom, "done", res.get("changed", False),
-                                                 res.get("reason", ""), started, time.time() - started, step.gate,
-                                                 res.get("evidence", {}), res.get("diff", ""),
-                                                 step.manual_minutes, step.estimate_s))
-                journal.record_step(campaign_id, host.name, step.name, "done", res)
-                continue
-            reason, evidence = step_failure(state)
-            outcome.steps.append(StepOutcome(step.name, step.atom, "failed", False, reason, started,
-                                             time.time() - started, step.gate, evidence, "",
-                                             step.manual_minutes, step.estimate_s))
-            journal.record_step(campaign_id, host.name, step.name, "failed", {"reason": reason})
-            changed = bool(journal.to_undo(campaign_id, host.name))
-            action = policy.anomaly_action(step.on_failure, changed_anything=changed)
-            anomaly = {"step": step.name, "atom": step.atom, "gate": step.gate, "reason": reason,
-                       "policy": action, "at": time.time()}
-            outcome.anomalies.append(anomaly)
-            _announce(outcome, anomaly)
-            logger.warning("%s: anomaly at %s: %s (policy %s)", host.name, step.name, reason, action)
-            if action == "pause":
-                action = _ask_operator(outcome, step.name, reason, evidence, pause_timeout_s)
-            if action == "continue":
-                continue
-            if action == "abort":
-                outcome.status, outcome.reason = policy.FAILED, f"{step.name}: {reason}"
-                break
-            outcome.status = _roll_back(ctx, outcome, plan, cause=f"{step.name}: {reason}")
-            break
+        if earlier.rollback_cause:
+            logger.warning("%s: caught rolling back after %s; finishing the rollback", host.name,
+                           earlier.rollback_cause)
+            outcome.steps = [finished[s.name] for s in plan.steps if s.name in finished]
+            outcome.status = _roll_back(ctx, outcome, plan, cause=earlier.rollback_cause)
         else:
-            outcome.status = policy.DONE
-            outcome.reason = "reached target" if not outcome.anomalies else \
-                f"reached target with {len(outcome.anomalies)} accepted anomaly(ies)"
+            _run_steps(ctx, outcome, plan, finished, pause_timeout_s=pause_timeout_s)
     finally:
         ctx.session.close()
         outcome.finished_at = time.time()
-        if outcome.status == "running":  # an exception escaped: leave it for resume to reconcile
+        if outcome.status == policy.RUNNING:
+            # An exception escaped: the NE is where the journal says; resume goes on from there.
+            journal.set_ne_status(campaign_id, host.name, policy.RUNNING, "interrupted; resume the campaign")
             outcome.status, outcome.reason = policy.FAILED, "interrupted"
-        journal.set_ne_status(campaign_id, host.name, outcome.status, outcome.reason)
+        else:
+            journal.set_ne_status(campaign_id, host.name, outcome.status, outcome.reason)
         _write_evidence(outcome)
     return outcome
+
+
+def _run_steps(ctx: AtomContext, outcome: NEOutcome, plan, finished: dict[str, StepOutcome], *,
+               pause_timeout_s: int) -> None:
+    logger = get_run_logger()
+    journal = stores.journal()
+    campaign_id, ne = outcome.campaign_id, outcome.ne
+    for step in plan.steps:
+        if step.name in finished:
+            outcome.steps.append(finished[step.name])
+            continue
+        ctx.step = step.name
+        journal.set_ne_status(campaign_id, ne, policy.RUNNING, f"step {step.name}")
+        started = time.time()
+        state = _step_task(step.atom, step.name)(
+            step.atom, step.args, quote(ctx), step.retries, step.timeout_s, return_state=True)
+        if state.is_completed():
+            res = state.result()
+            done = StepOutcome(step.name, step.atom, "done", res.get("changed", False), res.get("reason", ""),
+                               started, time.time() - started, step.gate, res.get("evidence", {}),
+                               res.get("diff", ""), step.manual_minutes, step.estimate_s)
+            outcome.steps.append(done)
+            journal.record_step(campaign_id, ne, step.name, "done", done.to_dict())
+            continue
+        reason, evidence = step_failure(state)
+        failed = StepOutcome(step.name, step.atom, "failed", False, reason, started, time.time() - started,
+                             step.gate, evidence, "", step.manual_minutes, step.estimate_s)
+        outcome.steps.append(failed)
+        journal.record_step(campaign_id, ne, step.name, "failed", failed.to_dict())
+        changed = bool(journal.to_undo(campaign_id, ne))
+        action = policy.anomaly_action(step.on_failure, changed_anything=changed)
+        anomaly = {"step": step.name, "atom": step.atom, "gate": step.gate, "reason": reason,
+                   "policy": action, "at": time.time()}
+        outcome.anomalies.append(anomaly)
+        journal.record_change(campaign_id, ne, outcome.anomalies, outcome.decisions)
+        _announce(outcome, anomaly)
+        logger.warning("%s: anomaly at %s: %s (policy %s)", ne, step.name, reason, action)
+        if action == "pause":
+            action = _ask_operator(outcome, step.name, reason, evidence, pause_timeout_s)
+            journal.record_change(campaign_id, ne, outcome.anomalies, outcome.decisions)
+        if action == "continue":
+            journal.record_step(campaign_id, ne, step.name, "accepted", failed.to_dict())
+            continue
+        if action == "abort":
+            outcome.status, outcome.reason = policy.FAILED, f"{step.name}: {reason}"
+            return
+        outcome.status = _roll_back(ctx, outcome, plan, cause=f"{step.name}: {reason}")
+        return
+    outcome.status = policy.DONE
+    outcome.reason = "reached target" if not outcome.anomalies else \
+        f"reached target with {len(outcome.anomalies)} accepted anomaly(ies)"
 
 
 def _announce(outcome: NEOutcome, anomaly: dict[str, Any]) -> None:
@@ -286,6 +290,11 @@ def _ask_operator(outcome: NEOutcome, step_name: str, reason: str, evidence: dic
 
 
 def _roll_back(ctx: AtomContext, outcome: NEOutcome, plan, *, cause: str) -> str:
+    """Undo the NE's journaled steps and restore its backup. The decision is journaled first, so
+    an engine killed on the way resumes this rollback with the same cause, never the forward plan."""
+    journal = stores.journal()
+    journal.record_change(outcome.campaign_id, outcome.ne, outcome.anomalies, outcome.decisions, rollback_cause=cause)
+    journal.set_ne_status(outcome.campaign_id, outcome.ne, policy.RUNNING, f"rolling back after {cause}")
     ctx.step = "rollback"
     ctx.session.reconnect()
     strategy = plan.rollback.strategy if plan.rollback else "journal"
@@ -293,12 +302,17 @@ def _roll_back(ctx: AtomContext, outcome: NEOutcome, plan, *, cause: str) -> str
     started = time.time()  # the report's time from the failed gate to the rollback's start
     state = rollback_step(quote(ctx), strategy, verify_args, return_state=True)
     if state.is_completed():
-        outcome.rollback = {"ok": True, "started_at": started, **state.result()}
+        done = state.result()
+        outcome.rollback = RollbackOutcome(ok=True, started_at=started, reason=done["verified"].get("reason", ""), cause=cause,
+                                           undone=done["undone"], verified=done["verified"])
         outcome.reason = f"rolled back after {cause}"
         return policy.ROLLED_BACK
     err = state.result(raise_on_failure=False)
-    outcome.rollback = {"ok": False, "started_at": started, "reason": getattr(err, "reason", str(err))}
-    outcome.reason = f"ROLLBACK FAILED after {cause}: {outcome.rollback['reason']}"
+    why = getattr(err, "reason", None) or str(err) or type(err).__name__
+    outcome.rollback = RollbackOutcome(ok=False, started_at=started, reason=why, cause=cause,
+                                       undone=[e.undo_result for e in journal.entries(outcome.campaign_id, outcome.ne)
+                                               if e.status == "undone" and e.undo_result])
+    outcome.reason = f"ROLLBACK FAILED after {cause}: {why}"
     return policy.ROLLBACK_FAILED
 
 

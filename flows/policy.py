@@ -16,6 +16,10 @@ LOCK_LEASE_S = 60.0  # the Prefect server refuses shorter leases
 DONE, ROLLED_BACK, ROLLBACK_FAILED, FAILED, DEFERRED, SKIPPED, INELIGIBLE = (
     "done", "rolled-back", "rollback-failed", "failed", "deferred", "skipped", "ineligible")
 FINAL_STATES = (DONE, ROLLED_BACK, ROLLBACK_FAILED, FAILED, DEFERRED, SKIPPED, INELIGIBLE)
+# An NE on its way: at work (the journal's reason says which step, or that it is rolling
+# back), or paused on its anomaly form. An NE the engine left in one of these is continued
+# by `changeline resume`.
+RUNNING, PAUSED = "running", "paused"
 # States where the NE did not reach its target (count against the campaign's failure budget).
 FAILURE_STATES = (ROLLED_BACK, ROLLBACK_FAILED, FAILED)
 

@@ -44,9 +44,28 @@ def rollback_ne(ne: str, inventory: str, campaign_id: str, verify_scenarios: lis
         verified = runner.execute("rollback", ctx, {"verify_scenarios": verify_scenarios})
     finally:
         ctx.session.close()
-    journal.set_ne_status(campaign_id, ne, policy.ROLLED_BACK, "rolled back by operator request")
+    status = journal.ne_statuses(campaign_id).get(ne)
+    was = f" (was {status[0]}: {status[1]})" if status and status[1] else (f" (was {status[0]})" if status else "")
+    journal.set_ne_status(campaign_id, ne, policy.ROLLED_BACK, f"rolled back by operator request{was}")
     return {"ne": ne, "campaign_id": campaign_id, "undone": undone, "undone_before": list(before.values()),
             "verified": verified.to_dict()}
+
+
+def untouched_nes(campaign_id: str, touched: set[str]) -> dict[str, dict[str, Any]]:
+    """The campaign's targeted NEs it never changed (nothing to roll back), each with its status
+    and why: the journal's word for it, or that the campaign never reached its wave."""
+    journal = stores.journal()
+    statuses = journal.ne_statuses(campaign_id)
+    plan = journal.plan_of(campaign_id) or {}
+    wave_of = {ne: w["name"] for w in plan.get("waves") or [] for ne in w["nes"]}
+    out = {}
+    for ne in [*(plan.get("targets") or []), *statuses]:
+        if ne in touched or ne in out:
+            continue
+        status, reason = statuses.get(ne) or (policy.SKIPPED, f"not started: the campaign's run ended before "
+                                                              f"wave {wave_of.get(ne, '?')}")
+        out[ne] = {"status": status, "reason": f"{reason}; not changed by the campaign, nothing to roll back"}
+    return out
 
 
 def latest_campaign_of(ne: str) -> str | None:
@@ -103,16 +122,24 @@ def rollback(inventory: str, campaign_id: str = "", nes: list[str] | None = None
         for ne, fut in futures.items():
             results[ne] = fut.result()
     message = rollback_message(results)
+    # Every NE the campaign targeted is listed: the ones it never changed with why.
+    untouched = untouched_nes(campaign_id, set(results)) if not nes else {}
+    if untouched:
+        message += f" | not changed, nothing to roll back: {', '.join(untouched)}"
     run_name = _run_name()
-    create_markdown_artifact(markdown=rollback_markdown(results, message), key=artifact_key(run_name),
-                             description=message)
+    markdown = rollback_markdown(results, message)
+    if untouched:
+        markdown += "\n".join(["", "## Not changed by the campaign", "", "| NE | status | reason |", "|---|---|---|",
+                               *(f"| {ne} | {u['status']} | {u['reason'].replace('|', '/')} |"
+                                 for ne, u in untouched.items())]) + "\n"
+    create_markdown_artifact(markdown=markdown, key=artifact_key(run_name), description=message)
     for cid in sorted({cid for _, cid in targets}):
-        _update_campaign(cid, {ne: r for (ne, c), r in zip(targets, results.values()) if c == cid}, run_name, message)
+        _update_campaign(cid, {ne: results[ne] for ne, c in targets if c == cid}, run_name, message)
     failed = [ne for ne, r in results.items() if r["status"] != policy.ROLLED_BACK]
     get_run_logger().info("%s", message)
     if failed:  # a direct call raises this; a run ends "Rollback failed" with the message
         return Failed(name="Rollback failed", message=message, data=ChangelineError(message))
-    return Completed(name="Rolled back", message=message, data=results)
+    return Completed(name="Rolled back", message=message, data={**untouched, **results})
 
 
 def verification(result: dict[str, Any]) -> list[str]:

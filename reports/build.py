@@ -151,6 +151,7 @@ def ne_entry(outcome: dict[str, Any], run: RunRecords, origin: float) -> dict[st
     return {
         **outcome,
         "steps": steps,
+        "rollback": rollback_shown(outcome["rollback"]),
         "duration_s": round(finished - started, 3) if started and finished else None,
         "dial_tests": dial_tests(outcome),
         "billing": billing_checks(outcome),
@@ -163,6 +164,17 @@ def ne_entry(outcome: dict[str, Any], run: RunRecords, origin: float) -> dict[st
             "problems": configs.problems,
         },
     }
+
+
+def rollback_shown(rollback: Mapping[str, Any]) -> dict[str, Any]:
+    """The NE's rollback with every key the page reads: an undo record or a verification may
+    carry only a reason (an undo with nothing to undo, a rollback that failed before verifying)."""
+    if not rollback:
+        return {}
+    verified = rollback.get("verified") or {}
+    return {**rollback,
+            "undone": [{"atom": "", "changed": False, "reason": "", "diff": "", **u} for u in rollback.get("undone") or []],
+            "verified": {"reason": "", "diff": "", "evidence": {}, **verified} if verified else {}}
 
 
 def anomaly_entry(ne: Mapping[str, Any], anomaly: Mapping[str, Any]) -> dict[str, Any]:

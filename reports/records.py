@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -17,31 +16,14 @@ from typing import Any
 
 from changeline.atoms.backups import BackupRecord
 from changeline.errors import BackupError, InputError, Problem
+from changeline import outcomes
 from changeline.flows import policy, stores
 
-# The shape of NEOutcome.to_dict() / StepOutcome (flows.ne_flow), for reading outcomes the
-# campaign wrote in short form (NEs it never started) and older files. A test keeps these
-# in step with the dataclasses; importing them here would pull Prefect into `report`.
-OUTCOME_DEFAULTS: dict[str, Any] = {
-    "ne": "", "ne_type": "", "campaign_id": "", "status": "unknown", "reason": "", "from_version": "",
-    "to_version": "", "steps": [], "anomalies": [], "decisions": [], "rollback": {}, "started_at": 0.0,
-    "finished_at": 0.0, "operator_seconds": 0.0,
-}
-STEP_DEFAULTS: dict[str, Any] = {
-    "name": "", "atom": "", "status": "", "changed": False, "reason": "", "started_at": 0.0, "duration_s": 0.0,
-    "gate": False, "evidence": {}, "diff": "", "manual_minutes": 0.0, "estimate_s": 0.0,
-}
-
-
-def normalised(outcome: dict[str, Any]) -> dict[str, Any]:
-    out = {key: _fresh(default) for key, default in OUTCOME_DEFAULTS.items()}
-    out.update({k: v for k, v in outcome.items() if v is not None})
-    out["steps"] = [{**{k: _fresh(d) for k, d in STEP_DEFAULTS.items()}, **s} for s in out["steps"] or []]
-    return out
-
-
-def _fresh(default: Any) -> Any:
-    return type(default)() if isinstance(default, (list, dict)) else default
+def normalised(outcome: dict[str, Any], where: str = "outcome") -> dict[str, Any]:
+    """An outcome as stored, in its full typed shape (changeline.outcomes), plus what the
+    records learnt later (`status_at_run_end` after a one-click rollback)."""
+    extra = {k: outcome[k] for k in ("status_at_run_end",) if k in outcome}
+    return {**outcomes.normalised(outcome, where), **extra}
 
 
 def natural_key(name: str) -> list:
@@ -111,18 +93,6 @@ def epoch(iso: str | None) -> float | None:
         return None
 
 
-def _undo_results(journal_path: Path, campaign_id: str) -> dict[int, Any]:
-    """Undo results by journal entry id. `Journal.entries` does not return this column, so
-    it is read here, read-only, from the table the journal's schema documents."""
-    conn = sqlite3.connect(f"{Path(journal_path).resolve().as_uri()}?mode=ro", uri=True, timeout=30)
-    try:
-        rows = conn.execute("SELECT id, undo_result FROM steps WHERE run_id=? AND undo_result IS NOT NULL",
-                            (campaign_id,)).fetchall()
-    finally:
-        conn.close()
-    return {row[0]: json.loads(row[1]) for row in rows}
-
-
 def load_run(campaign_id: str, *, probes: dict[str, Any] | None = None) -> RunRecords:
     """Everything stored about a campaign; InputError when nothing is."""
     journal = stores.journal()
@@ -137,16 +107,16 @@ def load_run(campaign_id: str, *, probes: dict[str, Any] | None = None) -> RunRe
                                  f"no campaign '{campaign_id}' in the journal ({journal.path}) "
                                  f"and no records under {run_dir}"))
     in_summary = (summary or {}).get("nes") or {}
-    names = set(in_summary) | set(written) | set(statuses) | {e.ne for e in entries}
-    undo_results = _undo_results(journal.path, campaign_id) if entries else {}
+    plan = journal.plan_of(campaign_id) or {}
+    names = set(plan.get("targets") or []) | set(in_summary) | set(written) | set(statuses) | {e.ne for e in entries}
     outcomes, journals = [], {}
     for ne in sorted(names, key=natural_key):
         outcome = _merged_outcome(ne, in_summary.get(ne), _read_json(written[ne]) if ne in written else None,
-                                  statuses.get(ne))
+                                  statuses.get(ne), never_started=_never_started(ne, plan, summary is not None))
         outcomes.append(outcome)
         journals[ne] = NEJournal(
             status=statuses.get(ne), baseline=journal.baseline(campaign_id, ne),
-            entries=[{**asdict(e), "undo_result": undo_results.get(e.id)} for e in entries if e.ne == ne],
+            entries=[asdict(e) for e in entries if e.ne == ne],
             step_records={step: {"status": status, "result": result}
                           for step, (status, result) in journal.step_records(campaign_id, ne).items()})
     if probes is None:
@@ -155,24 +125,38 @@ def load_run(campaign_id: str, *, probes: dict[str, Any] | None = None) -> RunRe
                       epoch((summary or {}).get("started_at")), outcomes, journals, probes)
 
 
+def _never_started(ne: str, plan: dict[str, Any], finished: bool) -> str:
+    """Why a targeted NE has no record at all: the campaign's runs ended before its wave."""
+    wave = next((w["name"] for w in plan.get("waves") or [] if ne in w["nes"]), None)
+    where = f"wave {wave}" if wave else "this NE"
+    if finished:
+        return f"not started: the campaign ended before {where}"
+    return f"not started: the campaign's run ended (stopped or crashed) before {where}; resume it to go on"
+
+
 def _merged_outcome(ne: str, from_summary: dict | None, from_file: dict | None,
-                    status: tuple[str, str] | None) -> dict[str, Any]:
+                    status: tuple[str, str] | None, *, never_started: str) -> dict[str, Any]:
     """The NE's full outcome as the run wrote it, with what the journal learnt later.
 
     A resumed campaign lists an NE finished by an earlier attempt only in short form; its
     outcome file from that attempt has the steps. A one-click rollback after the run
     records only the journal's status of the NE (other journal statuses may be an earlier
-    attempt's, e.g. for an NE the latest attempt skipped, so they do not override).
+    attempt's, e.g. for an NE the latest attempt skipped, so they do not override). An NE of
+    the campaign's plan with no record at all was never started, and says so.
     """
     resumed = bool(from_summary and from_summary.get("resumed"))
     # The summary holds the latest attempt's outcome in full; the file may be an older attempt's.
-    outcome = normalised(((from_file or from_summary) if resumed else (from_summary or from_file)) or {"ne": ne})
-    outcome["ne"] = outcome["ne"] or ne
+    raw = ((from_file or from_summary) if resumed else (from_summary or from_file)) or \
+        {"ne": ne, "status": policy.SKIPPED, "reason": never_started}
+    outcome = normalised({**raw, "ne": raw.get("ne") or ne}, f"outcome of {ne}")
     if resumed:
         outcome["resumed"] = True
         outcome["reason"] = from_summary.get("reason", outcome["reason"])
     if from_file is None and from_summary is None and status:
         outcome["status"], outcome["reason"] = status[0], status[1] or "no outcome recorded (interrupted?)"
+        if status[0] in (policy.RUNNING, policy.PAUSED):
+            outcome["reason"] = (f"{status[0]} ({status[1] or 'at work'}) when last recorded: the campaign's run "
+                                 "had not finished this NE; resume the campaign to go on")
     elif status and status[0] == policy.ROLLED_BACK != outcome["status"]:
         outcome["status_at_run_end"] = {"status": outcome["status"], "reason": outcome["reason"]}
         outcome["status"], outcome["reason"] = status

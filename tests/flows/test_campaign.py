@@ -147,18 +147,34 @@ def test_pause_policy_operator_chooses_continue(prefect_api, line_home, flow_sim
 def test_window_too_short_defers_the_remaining_nes(prefect_api, line_home, flow_sim, image_repo):
     from datetime import datetime, timedelta, timezone
 
+    from changeline.flows import stores
+    from changeline.flows.campaign import window_clock
     from changeline.models.compile import compile_for_host, load_model
 
     model = load_model(next(m for m in UPGRADE_MODELS if m.endswith("upf-upgrade.yaml")))
     host = flow_sim.inventory.hosts["upf-11"]
     plan = compile_for_host(model, host, {"image_repo": str(image_repo)})
     needed = (plan.total_estimate_s + plan.rollback_estimate_s) * 0.01  # the simulator's clock
-    # Room for the canary only: once it has taken its real time, the rest no longer fit.
-    end = datetime.now(timezone.utc) + timedelta(seconds=needed + 1.0)
-    summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="upf-11,upf-12,upf-13",
-                       campaign_id="short-window", params={"image_repo": str(image_repo)}, window_end=end)
+    # The campaign's clock stands still until the canary is done, then has moved on by the
+    # canary's worth of time: the window holds the canary, and no longer the rest, however
+    # long the machine takes for anything.
+    start = datetime.now(timezone.utc)
+    end = start + timedelta(seconds=needed + 1.0)
+
+    asked = []
+
+    def now():
+        canary_done = stores.journal().ne_statuses("short-window").get("upf-11", ("",))[0] == "done"
+        asked.append(canary_done)
+        return start + timedelta(seconds=needed if canary_done else 0.0)
+
+    with window_clock("short-window", now):
+        summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path),
+                           targets="upf-11,upf-12,upf-13", campaign_id="short-window",
+                           params={"image_repo": str(image_repo)}, window_end=end)
     states = {n: o["status"] for n, o in summary["nes"].items()}
     assert states == {"upf-11": "done", "upf-12": "deferred", "upf-13": "deferred"}, summary["nes"]
+    assert False in asked and True in asked, asked  # the decisions took the injected clock
     assert "worst-case rollback" in summary["nes"]["upf-12"]["reason"]
     assert _state(flow_sim, "upf-12")[0].running_version == "1.2.0"
 

@@ -22,9 +22,11 @@ NES = ["amf-1", "nrf-1", "smf-1", "upf-1"]
 MANUAL_MINUTES = 215
 
 
-def test_outcome_defaults_follow_the_flow_dataclasses():
-    assert set(records.OUTCOME_DEFAULTS) == {f.name for f in fields(NEOutcome)}
-    assert set(records.STEP_DEFAULTS) == {f.name for f in fields(StepOutcome)}
+def test_records_read_outcomes_in_the_flow_dataclasses_shape():
+    short = records.normalised({"ne": "upf-9", "status": "deferred", "reason": "window"})
+    assert set(short) == {f.name for f in fields(NEOutcome)}
+    step = records.normalised({"ne": "upf-9", "steps": [{"name": "precheck", "status": "done"}]})["steps"][0]
+    assert set(step) == {f.name for f in fields(StepOutcome)}
 
 
 def test_report_paths_and_default_location(sample, home):
