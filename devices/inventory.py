@@ -298,6 +298,8 @@ def _platform_problem(value: Any) -> str | None:
     # The platform picks the NE's driver (devices/platforms.py): an unknown one could drive nothing.
     if isinstance(value, str) and value in PLATFORMS:
         return None
+    if value == "changeline-sim":  # what `changeline sim up` wrote before platforms were data
+        return "platform 'changeline-sim' is now called 'changeline-ne' (or run `changeline sim up` again)"
     return f"unknown platform {shown(value)} (known: {', '.join(PLATFORMS)})"
 
 

@@ -86,6 +86,14 @@ def test_inventory_refuses_an_unknown_platform_with_file_and_line(tmp_path: Path
     assert f"{path}:4:5: hosts.amf-1.platform: unknown platform 'vendor-x' (known: changeline-ne, changeline-mml, netconf)" in str(err.value)
 
 
+
+def test_an_inventory_from_before_platforms_were_data_is_told_the_new_name(tmp_path: Path):
+    path = tmp_path / "inventory.yaml"
+    path.write_text("hosts:\n  amf-1:\n    hostname: 192.0.2.1\n    platform: changeline-sim\n    data: {ne_type: AMF}\n")
+    with pytest.raises(InputError) as err:
+        load_inventory(path)
+    assert f"{path}:4:5: hosts.amf-1.platform: platform 'changeline-sim' is now called 'changeline-ne'" in str(err.value)
+
 def test_mml_replies_parse_with_the_platforms_templates():
     reply = ("+++    SMF-1        2026-12-01 22:50:00\nO&M    #3\n%%DSP KPI:;%%\nRETCODE = 0  Operation succeeded.\n\n"
              "KPIs\n----\nKPI name                  Value   Unit\npdu-session-success-rate  99.5    %\n"
