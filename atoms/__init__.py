@@ -1,15 +1,16 @@
-"""The atom library: every capability a model can name, by name."""
+"""The atom library: every capability a model can name, by name.
+
+Every module in this package is an atom (the engine's parts live in `changeline.engine`), so the
+names are the package's modules rather than a hand-kept list that could drift from them.
+"""
 
 from __future__ import annotations
 
+import pkgutil
 from importlib import import_module
 from types import ModuleType
 
-ATOM_NAMES = (
-    "precheck", "backup", "transfer_software", "install_software", "activate_software",
-    "drain_traffic", "restore_traffic", "config_change", "confirm_commit", "dial_test",
-    "billing_check", "kpi_check", "validate_upgrade", "rollback",
-)
+ATOM_NAMES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")))
 
 
 def load(name: str) -> ModuleType:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, Journaled, scaled, timed
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, Journaled, scaled, timed
 from changeline.errors import CheckFailed, DeviceTimeout, SessionDropped, TransientError
 
 SPEC = AtomSpec(

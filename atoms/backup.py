@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lxml import etree
 
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
 from changeline.devices.configxml import canonical, config_from_data
 from changeline.errors import RpcError
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import time
 
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, scaled, timed
-from changeline.atoms.decisions import cdr_problems
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, scaled, timed
+from changeline.engine.decisions import cdr_problems
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from lxml import etree
 
 from changeline.atoms.backup import read_running, restore_config
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, Journaled, timed
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, Journaled, timed
 from changeline.devices.configxml import NC_NS, canonical, config_from_data, diff
 from changeline.errors import CheckFailed, DeviceError, InputError
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
 from changeline.errors import CheckFailed, RpcError
 
 SPEC = AtomSpec(

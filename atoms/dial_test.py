@@ -6,8 +6,8 @@ when a scenario fails or succeeds less often than in the baseline.
 
 from __future__ import annotations
 
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
-from changeline.atoms.decisions import dial_test_problems
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
+from changeline.engine.decisions import dial_test_problems
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(

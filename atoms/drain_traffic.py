@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, Journaled, scaled, timed
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, Journaled, scaled, timed
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
-from changeline.atoms.decisions import precheck_problems
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
+from changeline.engine.decisions import precheck_problems
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(

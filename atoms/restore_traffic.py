@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
 from changeline.errors import CheckFailed
 
 SPEC = AtomSpec(

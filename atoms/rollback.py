@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from changeline.atoms.activate_software import switch_version
 from changeline.atoms.backup import read_running, restore_config, speaks_contract
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
 from changeline.errors import BackupError, RollbackFailed
 
 SPEC = AtomSpec(

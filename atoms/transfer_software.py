@@ -6,7 +6,7 @@ import hashlib
 import os
 from pathlib import Path
 
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, Journaled, timed
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, Journaled, timed
 from changeline.devices import ne_api
 from changeline.errors import CheckFailed, DeviceError, InputError, TransientError
 

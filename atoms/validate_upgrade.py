@@ -9,8 +9,8 @@ from __future__ import annotations
 import hashlib
 
 from changeline.atoms.backup import read_running, speaks_contract
-from changeline.atoms.base import AtomContext, AtomResult, AtomSpec, timed
-from changeline.atoms.decisions import new_alarms
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
+from changeline.engine.decisions import new_alarms
 from changeline.devices.configxml import diff
 from changeline.errors import CheckFailed
 

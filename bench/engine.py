@@ -67,7 +67,7 @@ class Stamps:
         return getattr(self._current, "ne", "?")
 
     def time_atoms(self) -> None:
-        from changeline.atoms import runner
+        from changeline.engine import runner
 
         original = runner.execute
 
@@ -310,8 +310,8 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
 # --- baseline (no engine) ---------------------------------------------------------------
 
 def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
-    from changeline.atoms import runner
-    from changeline.atoms.base import AtomContext
+    from changeline.engine import runner
+    from changeline.engine.atom import AtomContext
     from changeline.devices.inventory import load_inventory
     from changeline.devices.session import DeviceSession, Endpoint
     from changeline.flows import stores

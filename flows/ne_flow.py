@@ -24,8 +24,8 @@ from prefect.input import RunInput
 from prefect.states import Failed, State
 from prefect.utilities.annotations import quote
 
-from changeline.atoms import runner
-from changeline.atoms.base import AtomContext
+from changeline.engine import runner
+from changeline.engine.atom import AtomContext
 from changeline.devices.inventory import Host, load_inventory
 from changeline.devices.session import DeviceSession, Endpoint
 from changeline.errors import ChangelineError

@@ -11,9 +11,9 @@ from functools import lru_cache
 from pathlib import Path
 
 from changeline.arguments import path_name_problem
-from changeline.atoms.backups import BackupStore
+from changeline.state.backups import BackupStore
 from changeline.errors import InputError, Problem, quoted
-from changeline.atoms.journal import Journal
+from changeline.state.journal import Journal
 
 
 def home() -> Path:

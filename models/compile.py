@@ -10,7 +10,7 @@ The API the flows use (all pure: no device I/O, no clock):
 
 A `Step` is one atom call with its arguments rendered (templates filled in), checked
 against the atom's argument schema and completed with its defaults, so a flow passes
-`step.args` straight to `changeline.atoms.runner.execute(step.atom, ctx, step.args)`.
+`step.args` straight to `changeline.engine.runner.execute(step.atom, ctx, step.args)`.
 
 `on_failure` tells the flow what to do when the step fails:
 - `rollback`: roll this NE back (see `NEPlan.rollback`), count it failed, go on with others
@@ -23,7 +23,7 @@ billing, KPI, validation); their default comes from `campaign.onAnomaly`, the ot
 steps' from `campaign.onFailure`.
 
 `NEPlan.rollback` is how to put the NE back: with strategy `journal`, run the undo of each
-journaled mutating step, newest first (`changeline.atoms.runner.undo_run`), then run
+journaled mutating step, newest first (`changeline.engine.runner.undo_run`), then run
 `rollback.verify` (the `rollback` atom: restore software and configuration from the run's
 backup if they still differ, then dial-test); with strategy `backup`, run only
 `rollback.verify`. A rollback of an NE on which no mutating step ran is nothing to do.

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from changeline.atoms.backups import BackupRecord
+from changeline.state.backups import BackupRecord
 from changeline.errors import BackupError, InputError, Problem
 from changeline import outcomes
 from changeline.flows import policy, stores

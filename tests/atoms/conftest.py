@@ -1,8 +1,8 @@
 import pytest
 
-from changeline.atoms.base import AtomContext
-from changeline.atoms.backups import BackupStore
-from changeline.atoms.journal import Journal
+from changeline.engine.atom import AtomContext
+from changeline.state.backups import BackupStore
+from changeline.state.journal import Journal
 from changeline.devices.session import DeviceSession, Endpoint
 from tests.simfixture import running_sim
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from changeline.atoms.backups import BackupStore
-from changeline.atoms.base import AtomContext
-from changeline.atoms.journal import Journal
+from changeline.state.backups import BackupStore
+from changeline.engine.atom import AtomContext
+from changeline.state.journal import Journal
 from changeline.devices.inventory import Host
 from changeline.devices.session import DeviceSession, Endpoint
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from changeline.atoms import runner
+from changeline.engine import runner
 from changeline.atoms.backup import read_running
 from changeline.devices import ne_api
 from changeline.devices.sim.images import generate_image

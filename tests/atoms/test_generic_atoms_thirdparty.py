@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from changeline.atoms import runner
+from changeline.engine import runner
 from changeline.atoms.backup import read_running
 from changeline.devices.configxml import canonical
 from changeline.devices.session import Endpoint

@@ -7,7 +7,7 @@ import types
 import pytest
 
 from changeline.atoms import registry
-from changeline.atoms.base import AtomSpec
+from changeline.engine.atom import AtomSpec
 from changeline.errors import InputError
 from changeline.models.lint import secret_key, secret_value
 from changeline.models.validate import load_model_text

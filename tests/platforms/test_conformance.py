@@ -10,11 +10,11 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from changeline.atoms import runner
+from changeline.engine import runner
 from changeline.atoms.backup import read_running
-from changeline.atoms.backups import BackupStore
-from changeline.atoms.base import AtomContext
-from changeline.atoms.journal import Journal
+from changeline.state.backups import BackupStore
+from changeline.engine.atom import AtomContext
+from changeline.state.journal import Journal
 from changeline.devices import ne_api
 from changeline.devices.session import DeviceSession, Endpoint
 from changeline.devices.sim.images import generate_image

@@ -18,9 +18,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
-from changeline.atoms.backups import BackupStore
-from changeline.atoms.base import AtomResult
-from changeline.atoms.journal import Journal
+from changeline.state.backups import BackupStore
+from changeline.engine.atom import AtomResult
+from changeline.state.journal import Journal
 from changeline.devices.configxml import canonical, diff
 from changeline.devices.ne_api import DialTestResult
 from changeline.flows import policy, progress

@@ -9,7 +9,7 @@ from dataclasses import fields
 
 import pytest
 
-from changeline.atoms.journal import Journal
+from changeline.state.journal import Journal
 from changeline.errors import InputError
 from changeline.flows.ne_flow import NEOutcome, StepOutcome
 from changeline.reports import records

@@ -6,8 +6,8 @@ import signal
 
 import pytest
 
-from changeline.atoms.backups import BackupStore
-from changeline.atoms.journal import Journal
+from changeline.state.backups import BackupStore
+from changeline.state.journal import Journal
 from changeline.devices.configxml import canonical, diff
 from changeline.errors import BackupError
 

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from changeline.atoms import decisions as d
+from changeline.engine import decisions as d
 from changeline.flows import policy
 
 
@@ -92,7 +92,7 @@ def test_window_fit_counts_worst_case_rollback():
 def test_step_budget_scales_for_simulators_but_keeps_a_real_floor():
     from types import SimpleNamespace
 
-    from changeline.atoms.base import TIMEOUT_FLOOR_S, scaled_timeout
+    from changeline.engine.atom import TIMEOUT_FLOOR_S, scaled_timeout
 
     network, fast_sim = SimpleNamespace(speed=1.0), SimpleNamespace(speed=0.01)
     assert scaled_timeout(network, 900) == 900                  # real NEs: the model's seconds

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from changeline.atoms.journal import Journal
+from changeline.state.journal import Journal
 from changeline.flows.ne_flow import StepOutcome, finished_steps
 
 

@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
-    from changeline.atoms.backups import BackupStore
-    from changeline.atoms.journal import Journal
+    from changeline.state.backups import BackupStore
+    from changeline.state.journal import Journal
     from changeline.devices.inventory import Host
     from changeline.devices.platforms import Driver
     from changeline.devices.session import DeviceSession

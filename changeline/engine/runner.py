@@ -13,7 +13,7 @@ from typing import Any
 import jsonschema
 
 from changeline.atoms import load
-from changeline.atoms.base import AtomContext, AtomResult, scaled_timeout
+from changeline.engine.atom import AtomContext, AtomResult, scaled_timeout
 from changeline.errors import ChangelineError, InputError, Problem, RollbackFailed, StepTimeout, TransientError
 
 

@@ -1,0 +1,1 @@
+"""The line's engine: atoms' contract, their runner and the pure decisions. Never imports Prefect."""

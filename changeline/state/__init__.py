@@ -1,0 +1,1 @@
+"""Durable state: the undo journal, baselines, step progress, run state, and the backups."""
