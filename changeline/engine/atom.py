@@ -2,9 +2,8 @@
 
 An atom is one small module in `atoms/` exposing `SPEC`, `run(ctx, **args) -> AtomResult`
 (the engine's StepOutcome) and, when it changes the NE, `undo(ctx, record) -> AtomResult`
-beside it. `run` reads
-the device first and treats "already done" as success, so a retried or resumed atom
-never acts twice. Before a mutating atom acts it writes the undo record to the
+beside it. `run` reads the device first and treats "already done" as success, so a
+retried or resumed atom never acts twice. Before a mutating atom acts it writes the undo record to the
 durable journal (`ctx.journal`), because an engine crash loses anything in memory.
 """
 
