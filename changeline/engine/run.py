@@ -198,18 +198,18 @@ def run_step(run: NeRun, ctx: AtomContext, hooks: Hooks, step) -> StepOutcome:
                                     retry=runner.Retry(attempts=step.retries + 1))
         except ChangelineError as err:
             result = StepOutcome(atom=step.atom, status="failed", reason=err.reason, evidence=err.evidence or {})
-        result.atom_s = round(time.perf_counter() - began, 4)
+        result.atom_s = time.perf_counter() - began
         return result
 
     ctx.step = step.name
-    started = time.time()
+    started, began = time.time(), time.perf_counter()
     try:
         result = hooks.wrap("run_step", call, run, step)
     except Exception as err:  # a bug in an atom fails this NE's step, not every NE's campaign
         result = StepOutcome(atom=step.atom, status="failed", reason=getattr(err, "reason", None) or str(err)
                              or type(err).__name__, evidence=getattr(err, "evidence", None) or {})
     result.name, result.atom, result.ne, result.gate = step.name, step.atom, run.host.name, step.gate
-    result.started_at, result.duration_s = started, time.time() - started
+    result.started_at, result.duration_s = started, time.perf_counter() - began
     result.manual_minutes, result.estimate_s = step.manual_minutes, step.estimate_s
     if not result.ok:
         result.changed, result.diff = False, ""
