@@ -60,8 +60,8 @@ def run(ctx: AtomContext, *, backup_id: str | None = None, restart_timeout_s: fl
     target = ctx.backups.get_object(backup.running_sha256)
     applied = restore_config(ctx, target)
     changed = changed or bool(applied)
-    if backup.startup_sha256 and ctx.session.has_capability(":startup"):
-        ctx.session.copy_config("running", "startup")
+    if backup.startup_sha256:
+        ctx.driver.config_save()
     problems = []
     if read_running(ctx) != target:
         problems.append("running config is not byte-identical to the backup")
