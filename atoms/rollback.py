@@ -47,6 +47,8 @@ def pick_backup(ctx: AtomContext, backup_id: str | None):
 @timed
 def run(ctx: AtomContext, *, backup_id: str | None = None, restart_timeout_s: float = 900,
         verify_scenarios: list[str] | None = None) -> AtomResult:
+    if verify_scenarios:
+        ctx.driver.require("dial_test")  # the model names them: refuse before touching the NE
     backup = pick_backup(ctx, backup_id)
     evidence: dict = {"backup_id": backup.id}
     changed = False

@@ -247,6 +247,11 @@ class Driver:
         self.platform, self.session = platform, session
         self.log = log or (lambda message: None)
 
+    def require(self, *operations: str) -> None:
+        """Refuse, before anything is changed, work that would need an operation this platform lacks."""
+        for operation in operations:
+            self._way(operation)
+
     def _way(self, operation: str) -> str | tuple[Command, ...]:
         way = self.platform.operations.get(operation)
         if way is None:

@@ -86,6 +86,18 @@ def test_inventory_refuses_an_unknown_platform_with_file_and_line(tmp_path: Path
     assert f"{path}:4:5: hosts.amf-1.platform: unknown platform 'vendor-x' (known: changeline-ne, changeline-mml, netconf)" in str(err.value)
 
 
+def test_a_rollback_with_verify_scenarios_is_refused_before_it_touches_an_ne_without_dial_tests(tmp_path: Path):
+    from changeline.devices.platforms import PlatformError
+    from changeline.devices.session import Endpoint
+    from changeline.engine import runner
+    from tests.atoms.helpers import make_context
+
+    # 192.0.2.1 (TEST-NET-1) is never reached: the refusal comes first.
+    ctx = make_context(tmp_path, Endpoint(name="tp-9", hostname="192.0.2.1", platform="netconf"))
+    with pytest.raises(PlatformError, match=r"tp-9: platform 'netconf' has no dial_test operation"):
+        runner.execute("rollback", ctx, {"verify_scenarios": ["ue-registration"]})
+    assert ctx.session._nc is None  # no NETCONF session was opened
+
 
 def test_an_inventory_from_before_platforms_were_data_is_told_the_new_name(tmp_path: Path):
     path = tmp_path / "inventory.yaml"
@@ -93,6 +105,7 @@ def test_an_inventory_from_before_platforms_were_data_is_told_the_new_name(tmp_p
     with pytest.raises(InputError) as err:
         load_inventory(path)
     assert f"{path}:4:5: hosts.amf-1.platform: platform 'changeline-sim' is now called 'changeline-ne'" in str(err.value)
+
 
 def test_mml_replies_parse_with_the_platforms_templates():
     reply = ("+++    SMF-1        2026-12-01 22:50:00\nO&M    #3\n%%DSP KPI:;%%\nRETCODE = 0  Operation succeeded.\n\n"
