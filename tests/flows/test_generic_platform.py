@@ -18,7 +18,6 @@ from changeline.flows import stores
 from changeline.flows.campaign import campaign
 from changeline.flows.rollback_flow import rollback
 from tests.flows.conftest import LIBRARY
-from tests.simfixture import running_sim
 from tests.thirdparty import netconfd
 
 MODEL = str(LIBRARY / "common" / "any" / "ne-capacity.yaml")
@@ -27,6 +26,9 @@ NS = "urn:changeline:params:xml:ns:yang:changeline-ne"
 STARTUP = f"""<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><ne xmlns="{NS}"><name>tp-2</name>
 <type>AMF</type><timers><timer><name>t3512</name><value>3240</value></timer></timers>
 <capacity><max-sessions>1000</max-sessions></capacity></ne></config>"""
+
+
+SIM_NE = "amf-18"  # one of flow_sim's NEs no other test takes
 
 
 @pytest.fixture(params=["netconfd", "simulator"])
@@ -43,12 +45,12 @@ def generic_ne(request, tmp_path) -> tuple[str, Path]:
                 "data": {"ne_type": "AMF"}}}}))
             yield "tp-2", inventory
         return
-    with running_sim(tmp_path / "sim", [{"name": "smf-41", "type": "SMF", "version": "1.2.0"}]) as sim:
-        raw = yaml.safe_load(sim.inventory_path.read_text())
-        raw["hosts"]["smf-41"]["platform"] = "netconf"  # a contract NE, driven with RFC 6241 only
-        inventory = sim.inventory_path.with_name("generic-inventory.yaml")
-        inventory.write_text(yaml.safe_dump(raw))
-        yield "smf-41", inventory
+    sim = request.getfixturevalue("flow_sim")
+    raw = yaml.safe_load(sim.inventory_path.read_text())
+    raw["known_hosts"] = str(sim.inventory_path.parent / raw["known_hosts"])
+    raw["hosts"] = {SIM_NE: {**raw["hosts"][SIM_NE], "platform": "netconf"}}  # a contract NE, driven with RFC 6241 only
+    inventory.write_text(yaml.safe_dump(raw))
+    yield SIM_NE, inventory
 
 
 def _running(inventory: Path, name: str) -> bytes:
