@@ -117,3 +117,12 @@ def test_mml_replies_parse_with_the_platforms_templates():
     pattern = PLATFORMS["changeline-mml"].cli_failed_when
     assert refusal(pattern, reply) is None
     assert refusal(pattern, "RETCODE = 1001  image x not found in /images/\n---    END") == "1001 image x not found in /images/"
+
+
+def test_the_librarys_generic_model_plans_on_every_platform():
+    model = load_model(LIBRARY / "common" / "any" / "ne-capacity.yaml")
+    for platform in PLATFORMS:
+        plan = compile_for_host(model, dataclasses.replace(host("upf-9", "UPF"), platform=platform))
+        assert [s.atom for s in plan.steps] == ["backup", "config_change", "validate_upgrade", "confirm_commit"]
+        scenarios = plan.rollback.verify.args["verify_scenarios"]
+        assert (scenarios == []) == (platform == "netconf"), platform  # the type's dial tests where there are any
