@@ -28,11 +28,6 @@ SPEC = AtomSpec(
 )
 
 
-def speaks_contract(ctx: AtomContext) -> bool:
-    """Does the NE report changeline operational state (software version, alarms)?"""
-    return ctx.driver.reports_state()
-
-
 def read_running(ctx: AtomContext) -> bytes:
     return ctx.driver.config_get("running")
 
@@ -42,7 +37,7 @@ def run(ctx: AtomContext, *, include_startup: bool = True, include_state: bool =
     running = read_running(ctx)
     startup = ctx.driver.config_startup() if include_startup else None
     version, state = "", None
-    if speaks_contract(ctx):
+    if ctx.driver.reports_state():
         ne_state = ctx.driver.read_state()
         version = ne_state.running_version
         if include_state:

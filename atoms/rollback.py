@@ -9,7 +9,7 @@ RollbackFailed says exactly what differs.
 from __future__ import annotations
 
 from changeline.atoms.activate_software import switch_version
-from changeline.atoms.backup import read_running, restore_config, speaks_contract
+from changeline.atoms.backup import read_running, restore_config
 from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
 from changeline.errors import BackupError, RollbackFailed
 
@@ -52,7 +52,7 @@ def run(ctx: AtomContext, *, backup_id: str | None = None, restart_timeout_s: fl
     backup = pick_backup(ctx, backup_id)
     evidence: dict = {"backup_id": backup.id}
     changed = False
-    contract = speaks_contract(ctx)
+    contract = ctx.driver.reports_state()
     if contract and backup.software_version:
         state = ctx.driver.read_state()
         if state.running_version != backup.software_version:
