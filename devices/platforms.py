@@ -61,7 +61,7 @@ ATOM_NEEDS: dict[str, tuple[str, ...]] = {
     "validate_upgrade": ("config_get",),  # and the state when the platform reports it
     "config_change": (*_CHANGE, "config_cancel"),  # undo cancels a pending commit, then restores
     "confirm_commit": ("config_commit", "config_get"),  # reads running when nothing is pending
-    "rollback": _CHANGE,  # and the software operations when the backup names a version
+    "rollback": _CHANGE,  # software operations when the backup names a version, dial_test for verify scenarios
 }
 
 

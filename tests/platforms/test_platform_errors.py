@@ -126,3 +126,20 @@ def test_the_librarys_generic_model_plans_on_every_platform():
         assert [s.atom for s in plan.steps] == ["backup", "config_change", "validate_upgrade", "confirm_commit"]
         scenarios = plan.rollback.verify.args["verify_scenarios"]
         assert (scenarios == []) == (platform == "netconf"), platform  # the type's dial tests where there are any
+
+
+def test_the_driver_does_configuration_over_netconf_datastores_only(tmp_path: Path):
+    from changeline.devices.platforms import Command, Driver, Platform, PlatformError
+    from changeline.devices.session import DeviceSession, Endpoint
+
+    session = DeviceSession(Endpoint(name="v-1", hostname="192.0.2.1"))  # never connects: refused first
+    vendor = Platform(name="vendor-cli", summary="config as commands", netconf_device=None, cli_device="generic",
+                      operations={"read_state": (Command("SHOW STATE"),), "config_get": (Command("SHOW CONFIG"),)})
+    driver = Driver(vendor, session)
+    with pytest.raises(PlatformError, match="v-1: platform 'vendor-cli' maps config_get to commands"):
+        driver.config_get()
+    with pytest.raises(PlatformError, match="v-1: platform 'vendor-cli' has no config_edit operation"):
+        with driver.config_locked():
+            pass
+    assert driver.config_lock_holder() is None  # nothing to lock on a platform without datastores
+    assert session._nc is None
