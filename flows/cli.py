@@ -155,6 +155,7 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
                  pause_timeout_s: int, lock_wait_s: float = 30.0, ne_deployment: str | None = None,
                  quiet: bool = False) -> dict:
     names = [h.name for h in preflight(models, inventory, targets, params)]
+    stores.journal()  # a bad or unreachable CHANGELINE_STATE_URL fails here, before a server or an NE
     api = connect_to_prefect()
     _check_deployment(ne_deployment, api)
     from changeline.flows.campaign import campaign
@@ -236,7 +237,7 @@ def resume(campaign_id: str = typer.Argument(..., help="the campaign id to resum
     args = stores.journal().campaign_args(campaign_id)
     if args is None:
         raise InputError(Problem(COMMAND_LINE, 0, 0, "CAMPAIGN_ID", f"no campaign '{campaign_id}' in the journal "
-                                 f"({stores.journal().path})"))
+                                 f"({stores.journal().location})"))
     window_end = datetime.fromisoformat(args["window_end"]) if args.get("window_end") else None
     summary = run_campaign(models=args["models"], inventory=args["inventory"], targets=args["targets"],
                            campaign_id=campaign_id, params=args.get("params") or {}, on_anomaly=args.get("on_anomaly"),
@@ -292,11 +293,11 @@ def check_rollback_arguments(inventory: str, campaign_id: str, nes: list[str]) -
         if name not in hosts:
             args.problem("--ne", f"{name}: not in {inventory}")
         elif not campaign_id and not journal.runs_for(name):
-            args.problem("--ne", f"{name}: no campaign in the journal ({journal.path}) changed it")
+            args.problem("--ne", f"{name}: no campaign in the journal ({journal.location}) changed it")
     if campaign_id and not journal.entries(campaign_id):
         known = journal.campaign_args(campaign_id) is not None
-        args.problem("--campaign", f"campaign {campaign_id} changed no NE (nothing to undo in {journal.path})"
-                     if known else f"no campaign {campaign_id} in the journal ({journal.path})")
+        args.problem("--campaign", f"campaign {campaign_id} changed no NE (nothing to undo in {journal.location})"
+                     if known else f"no campaign {campaign_id} in the journal ({journal.location})")
     args.done()
     touched = [h for h in hosts.values() if h.name in nes] if nes else \
         [hosts[n] for n in sorted({e.ne for e in journal.entries(campaign_id)}) if n in hosts]
@@ -318,6 +319,7 @@ def serve(
     """Start/attach the Prefect server and serve the campaign, rollback and per-NE worker deployments."""
     check_serve_arguments(port=port, model=model, inventory=inventory, targets=targets, cron=cron,
                           timezone_name=timezone_name, window_minutes=window_minutes, limit=limit)
+    stores.journal(), stores.backups()  # a worker that cannot reach its stores says so now, not at its first NE
     api = connect_to_prefect(port)
     from prefect import serve as prefect_serve
     from prefect.schedules import Cron
