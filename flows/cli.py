@@ -156,6 +156,8 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
                  quiet: bool = False) -> dict:
     names = [h.name for h in preflight(models, inventory, targets, params)]
     stores.journal()  # a bad or unreachable CHANGELINE_STATE_URL fails here, before a server or an NE
+    if ne_deployment:
+        policy.worker_lease_s(os.environ.get(policy.WORKER_LEASE_SETTING))  # and a bad worker lease
     api = connect_to_prefect()
     _check_deployment(ne_deployment, api)
     from changeline.flows.campaign import campaign
@@ -325,8 +327,8 @@ def serve(
     from prefect.schedules import Cron
 
     from changeline.flows.campaign import campaign
-    from changeline.flows.ne_flow import ne_change
     from changeline.flows.rollback_flow import rollback as rollback_flow
+    from changeline.flows.workers import ne_change_on_worker
 
     defaults = {}
     if model and inventory:
@@ -340,7 +342,7 @@ def serve(
                                                description="Roll back a campaign's NEs (or named NEs) and verify")
     # Campaigns started with ne_deployment="ne-change/worker" hand each NE to whichever
     # process serves this deployment (this one, or `changeline serve` on other machines).
-    worker_dep = ne_change.to_deployment(name="worker", description="Change one NE (dispatched by a campaign)")
+    worker_dep = ne_change_on_worker.to_deployment(name="worker", description="Change one NE (dispatched by a campaign)")
     typer.echo(f"Prefect UI: {ui_url(api)}  (deployments: campaign/campaign, rollback/one-click, ne-change/worker)")
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
     prefect_serve(campaign_dep, rollback_dep, worker_dep, limit=limit)

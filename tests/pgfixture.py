@@ -14,7 +14,13 @@ import subprocess
 from contextlib import contextmanager
 from typing import Iterator
 
-PG_VERSION = "15"
+
+def _cluster() -> tuple[str, str, str]:
+    """(version, name, port) of the machine's first cluster (Debian makes `15 main` on bookworm)."""
+    listed = subprocess.run(["pg_lsclusters", "-h"], capture_output=True, text=True, check=True).stdout.split()
+    if len(listed) < 3:
+        raise RuntimeError("no PostgreSQL cluster on this machine (pg_createcluster VERSION main makes one)")
+    return listed[0], listed[1], listed[2]
 
 
 def available() -> str | None:
@@ -26,9 +32,9 @@ def available() -> str | None:
     return None
 
 
-def _psql(sql: str) -> None:
+def _psql(sql: str, port: str) -> None:
     # SQL on stdin, not argv: the role's password must not show in the process list.
-    done = subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1"],
+    done = subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-q", "-p", port, "-v", "ON_ERROR_STOP=1"],
                           input=sql, capture_output=True, text=True, cwd="/")
     if done.returncode != 0:
         raise RuntimeError(f"psql failed: {done.stderr.strip()[:500]}")
@@ -36,15 +42,16 @@ def _psql(sql: str) -> None:
 
 @contextmanager
 def fresh_database() -> Iterator[str]:
-    """Yields postgresql://ROLE:PASSWORD@127.0.0.1:5432/DB (never print it)."""
-    if subprocess.run(["pg_ctlcluster", PG_VERSION, "main", "status"], capture_output=True).returncode != 0:
-        subprocess.run(["pg_ctlcluster", PG_VERSION, "main", "start"], check=True, capture_output=True)
+    """Yields postgresql://ROLE:PASSWORD@127.0.0.1:PORT/DB (never print it)."""
+    version, cluster, port = _cluster()
+    if subprocess.run(["pg_ctlcluster", version, cluster, "status"], capture_output=True).returncode != 0:
+        subprocess.run(["pg_ctlcluster", version, cluster, "start"], check=True, capture_output=True)
     name = f"changeline_test_{secrets.token_hex(6)}"
     password = secrets.token_urlsafe(18)
-    _psql(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+    _psql(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'", port)
     try:
-        _psql(f'CREATE DATABASE "{name}" OWNER {name}')
-        yield f"postgresql://{name}:{password}@127.0.0.1:5432/{name}"
+        _psql(f'CREATE DATABASE "{name}" OWNER {name}', port)
+        yield f"postgresql://{name}:{password}@127.0.0.1:{port}/{name}"
     finally:
-        _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        _psql(f"DROP ROLE IF EXISTS {name}")
+        _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', port)
+        _psql(f"DROP ROLE IF EXISTS {name}", port)

@@ -51,11 +51,11 @@ class NEChange:
 
 @dataclass(frozen=True)
 class NERun:
-    """The run (attempt) of an NE that a worker holds: which one, where, how many heartbeats
-    it has given, and its outcome once it ended. A new attempt replaces the last one."""
+    """The attempt at an NE that the campaign handed to a worker: which one, where it runs, how
+    many heartbeats it has given, and its outcome once it ended. A new attempt replaces the last."""
 
-    holder: str                                  # the attempt's id (its Prefect flow run id)
-    worker: str                                  # host and process, for the operator
+    holder: str                                  # the attempt's id (the campaign's, made before dispatch)
+    worker: str                                  # host and process, for the operator ('' until taken)
     beats: int
     outcome: dict[str, Any] | None
 
@@ -105,7 +105,8 @@ class StateStore(Protocol):
     def ne_statuses(self, run_id: str) -> dict[str, tuple[str, str]]: ...
 
     # --- NEs run on workers: who holds the NE, is it alive, what did it end with -----------
-    def claim_run(self, run_id: str, ne: str, holder: str, worker: str) -> None: ...
+    def assign_run(self, run_id: str, ne: str, holder: str) -> None: ...
+    def take_run(self, run_id: str, ne: str, holder: str, worker: str) -> bool: ...
     def beat(self, run_id: str, ne: str, holder: str) -> bool: ...
     def end_run(self, run_id: str, ne: str, holder: str, outcome: dict[str, Any]) -> None: ...
     def run_of(self, run_id: str, ne: str) -> NERun | None: ...

@@ -65,8 +65,8 @@ CREATE TABLE IF NOT EXISTS ne_changes (
 );
 CREATE TABLE IF NOT EXISTS ne_runs (
     run_id TEXT NOT NULL, ne TEXT NOT NULL,
-    holder TEXT NOT NULL,          -- the attempt (flow run) working on the NE now
-    worker TEXT NOT NULL,          -- where it runs: host and process
+    holder TEXT NOT NULL,          -- the attempt the campaign handed the NE to
+    worker TEXT NOT NULL,          -- where it runs: host and process ('' until a worker takes it)
     beats BIGINT NOT NULL,         -- heartbeats given; the campaign watches it move
     outcome TEXT,                  -- JSON NE outcome once the attempt ended
     updated_at DOUBLE PRECISION NOT NULL,
@@ -204,13 +204,19 @@ class Journal:
 
     # --- NEs on workers ------------------------------------------------------------------------
 
-    def claim_run(self, run_id: str, ne: str, holder: str, worker: str) -> None:
-        """Attempt `holder` works on the NE from now on (an earlier attempt's heartbeats and
-        outcome are gone with it)."""
+    def assign_run(self, run_id: str, ne: str, holder: str) -> None:
+        """The campaign hands the NE to attempt `holder` (before dispatching it): any earlier
+        attempt's hold, heartbeats and outcome are gone."""
         self.db.run("INSERT INTO ne_runs(run_id, ne, holder, worker, beats, outcome, updated_at) "
-                    "VALUES (?,?,?,?,0,NULL,?) ON CONFLICT (run_id, ne) DO UPDATE SET holder=excluded.holder, "
-                    "worker=excluded.worker, beats=0, outcome=NULL, updated_at=excluded.updated_at",
-                    (run_id, ne, holder, worker, time.time()))
+                    "VALUES (?,?,?,'',0,NULL,?) ON CONFLICT (run_id, ne) DO UPDATE SET holder=excluded.holder, "
+                    "worker='', beats=0, outcome=NULL, updated_at=excluded.updated_at",
+                    (run_id, ne, holder, time.time()))
+
+    def take_run(self, run_id: str, ne: str, holder: str, worker: str) -> bool:
+        """A worker starts attempt `holder`; False when the campaign has handed the NE to another."""
+        rows = self.db.run("UPDATE ne_runs SET worker=?, updated_at=? WHERE run_id=? AND ne=? AND holder=? "
+                           "RETURNING holder", (worker, time.time(), run_id, ne, holder))
+        return bool(rows)
 
     def beat(self, run_id: str, ne: str, holder: str) -> bool:
         """One heartbeat of `holder`; False when another attempt holds the NE now."""

@@ -12,7 +12,7 @@ import uuid
 import pytest
 
 from changeline.errors import BackupError
-from changeline.state.api import Backups, StateStore
+from changeline.state.api import Backups, NERun, StateStore
 from changeline.state.backups import BackupStore, DatabaseBackups
 from changeline.state.journal import Journal
 
@@ -82,19 +82,23 @@ def test_a_campaigns_first_arguments_and_plan_stand(database, run):
     assert j.plan_of(run) == first
 
 
-def test_a_new_attempt_takes_the_ne_and_the_old_one_learns_it(database, run):
+def test_the_campaign_hands_an_ne_to_one_attempt_at_a_time(database, run):
     j = Journal(database)
     assert j.run_of(run, "amf-1") is None
-    j.claim_run(run, "amf-1", "attempt-1", "host-a pid 1")
+    assert not j.take_run(run, "amf-1", "attempt-1", "host-a pid 1"), "no attempt was handed the NE yet"
+    j.assign_run(run, "amf-1", "attempt-1")
+    assert j.run_of(run, "amf-1") == NERun("attempt-1", "", 0, None)
+    assert j.take_run(run, "amf-1", "attempt-1", "host-a pid 1")
     assert j.beat(run, "amf-1", "attempt-1") and j.beat(run, "amf-1", "attempt-1")
     j.end_run(run, "amf-1", "attempt-1", {"status": "done"})
-    assert j.run_of(run, "amf-1").beats == 2 and j.run_of(run, "amf-1").outcome == {"status": "done"}
-    j.claim_run(run, "amf-1", "attempt-2", "host-b pid 2")
-    now = j.run_of(run, "amf-1")
-    assert (now.holder, now.worker, now.beats, now.outcome) == ("attempt-2", "host-b pid 2", 0, None)
+    assert j.run_of(run, "amf-1") == NERun("attempt-1", "host-a pid 1", 2, {"status": "done"})
+    j.assign_run(run, "amf-1", "attempt-2")
+    assert j.run_of(run, "amf-1") == NERun("attempt-2", "", 0, None)
     assert not j.beat(run, "amf-1", "attempt-1"), "a superseded attempt must learn it has lost the NE"
+    assert not j.take_run(run, "amf-1", "attempt-1", "host-a pid 1")
     j.end_run(run, "amf-1", "attempt-1", {"status": "failed"})  # too late: ignored
-    assert j.run_of(run, "amf-1").outcome is None
+    assert j.take_run(run, "amf-1", "attempt-2", "host-b pid 2")
+    assert j.run_of(run, "amf-1") == NERun("attempt-2", "host-b pid 2", 0, None)
 
 
 def _begin_then_die(where: str, run: str) -> None:
