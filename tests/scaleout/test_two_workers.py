@@ -84,6 +84,7 @@ def test_a_worker_killed_mid_ne_leaves_every_ne_at_target(prefect_api, state_url
             monkeypatch.setenv("CHANGELINE_HOME", str(homes["campaign"]))
             before = configs_before(sim, NES)
             _wait_for_workers(workers, tmp_path)
+            workers_up = time.monotonic()
             for ne in NES:  # slow enough that the kill lands inside an NE's change
                 sim.control.add_fault(ne, "slow-replies", delay_s=0.05)
             cid = "two-workers"
@@ -101,10 +102,12 @@ def test_a_worker_killed_mid_ne_leaves_every_ne_at_target(prefect_api, state_url
             victim = _worker_of(killed_run.worker, workers)
             survivor = next(w for w in workers if w is not victim)
             _kill_tree(victim)
+            killed_at = time.monotonic()
             at_kill = journal.ne_statuses(cid)
             for ne in NES:
                 sim.control.clear_faults(ne)
             assert engine.wait(180) == 0, (tmp_path / "campaign.log").read_text()[-4000:]
+            ended_at = time.monotonic()
             assert survivor.poll() is None, "the surviving worker died too"
 
             # Every NE at target, the killed one's run taken over by the survivor; checked from the NEs.
@@ -119,8 +122,9 @@ def test_a_worker_killed_mid_ne_leaves_every_ne_at_target(prefect_api, state_url
             # Nothing travelled through files: the campaign's home holds no worker's evidence.
             assert not (homes["campaign"] / "state").exists() and not (homes["campaign"] / "backups").exists()
             assert (homes["worker-a"] / "runs" / cid).is_dir() or (homes["worker-b"] / "runs" / cid).is_dir()
-            print(f"killed {victim_ne} on its worker at {at_kill[victim_ne]}; "
-                  f"test took {time.monotonic() - started:.1f} s")
+            print(f"killed {victim_ne} on its worker at {at_kill[victim_ne]}; seconds from the test's start: "
+                  f"workers up {workers_up - started:.1f}, kill {killed_at - started:.1f}, campaign ended "
+                  f"{ended_at - started:.1f}, checks done {time.monotonic() - started:.1f}")
         finally:
             for proc in [engine, *workers]:
                 if proc is not None and proc.poll() is None:

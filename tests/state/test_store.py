@@ -159,13 +159,12 @@ def test_concurrent_writers_in_several_processes(database, run):
     assert journal.ne_statuses(run)["shared"][0] == "running"
 
 
-@pytest.fixture(params=["files", "database"])
-def backups(request, database, tmp_path):
+@pytest.fixture(params=["files", "postgresql"])
+def backups(request, tmp_path):
+    """The embedded store's backups (files) and the shared one's (PostgreSQL)."""
     if request.param == "files":
-        if database.kind != "sqlite":
-            pytest.skip("files are the embedded store's backups only")
         return BackupStore(tmp_path / "backups")
-    return DatabaseBackups(database)
+    return DatabaseBackups(request.getfixturevalue("postgres_db"))
 
 
 def test_backups_are_content_addressed_read_back_and_append_only(backups, run):
