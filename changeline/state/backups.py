@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import time
+from abc import ABC, abstractmethod
 from dataclasses import asdict
 from pathlib import Path
 
@@ -22,15 +23,20 @@ from changeline.state.api import BackupRecord
 from changeline.state.database import COLUMN_TYPES, Database
 
 
-class _ContentAddressed:
+class _ContentAddressed(ABC):
     """What every backup store does the same way; each stores bytes and records its own way."""
 
     location: str
 
+    @abstractmethod
     def _write_object(self, digest: str, data: bytes) -> None: ...
+    @abstractmethod
     def _read_object(self, digest: str) -> bytes | None: ...
+    @abstractmethod
     def _write_record(self, rec: BackupRecord, text: str) -> bool: ...  # False: the id is taken
+    @abstractmethod
     def _read_record(self, record_id: str) -> str | None: ...
+    @abstractmethod
     def _record_ids(self, ne: str) -> list[str]: ...
 
     def put_object(self, data: bytes) -> str:
