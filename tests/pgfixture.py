@@ -14,6 +14,8 @@ import subprocess
 from contextlib import contextmanager
 from typing import Iterator
 
+import pytest
+
 
 def _cluster() -> tuple[str, str, str]:
     """(version, name, port) of the machine's first cluster (Debian makes `15 main` on bookworm)."""
@@ -55,3 +57,13 @@ def fresh_database() -> Iterator[str]:
     finally:
         _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', port)
         _psql(f"DROP ROLE IF EXISTS {name}", port)
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh database for the test session (conftests import this fixture)."""
+    why_not = available()
+    if why_not:
+        pytest.skip(why_not)
+    with fresh_database() as url:
+        yield url

@@ -68,19 +68,19 @@ def _mid_ne(statuses: dict) -> str | None:
 
 
 @pytest.mark.timeout(300)
-def test_a_worker_killed_mid_ne_leaves_every_ne_at_target(prefect_api, state_url, tmp_path, monkeypatch):
+def test_a_worker_killed_mid_ne_leaves_every_ne_at_target(prefect_api, postgres_url, tmp_path, monkeypatch):
     started = time.monotonic()
     homes = {name: tmp_path / name for name in ("campaign", "worker-a", "worker-b")}
     images = tmp_path / "images"
     generate_image(images, "UPF", "1.3.0")
     model = model_variant(tmp_path, "UPF", waves="      - {name: all}\n", max_failures=0, concurrency=len(NES))
     with running_sim(tmp_path / "sim", [{"name": n, "type": "UPF", "version": ORIGINAL} for n in NES]) as sim:
-        base = {**os.environ, "CHANGELINE_STATE_URL": state_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
+        base = {**os.environ, "CHANGELINE_STATE_URL": postgres_url, "PREFECT_RUNNER_POLL_FREQUENCY": "1"}
         workers = [_start(_cli("serve"), {**base, "CHANGELINE_HOME": str(homes[w])}, tmp_path / f"{w}.log")
                    for w in ("worker-a", "worker-b")]
         engine = None
         try:
-            monkeypatch.setenv("CHANGELINE_STATE_URL", state_url)
+            monkeypatch.setenv("CHANGELINE_STATE_URL", postgres_url)
             monkeypatch.setenv("CHANGELINE_HOME", str(homes["campaign"]))
             before = configs_before(sim, NES)
             _wait_for_workers(workers, tmp_path)

@@ -5,16 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests import pgfixture
-
-
-@pytest.fixture(scope="session")
-def postgres_url():
-    why_not = pgfixture.available()
-    if why_not:
-        pytest.skip(why_not)
-    with pgfixture.fresh_database() as url:
-        yield url
+from tests.pgfixture import postgres_url  # noqa: F401 (a fixture)
 
 
 @pytest.fixture(scope="session")

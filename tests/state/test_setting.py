@@ -52,7 +52,8 @@ def test_a_wrong_password_fails_at_once_without_showing_it(postgres_url):
 def test_the_cli_refuses_a_bad_setting_with_exit_2_and_no_traceback(tmp_path):
     env = {**os.environ, "CHANGELINE_HOME": str(tmp_path), "CHANGELINE_STATE_URL": f"mysql://u:{SECRET}@db/x"}
     done = subprocess.run([sys.executable, "-m", "changeline.cli", "resume", "c-1"], capture_output=True, text=True,
-                          env=env, timeout=120)
+                          env=env, timeout=120, cwd=tmp_path)
+    assert list(tmp_path.iterdir()) == [], "a refused setting must write nothing (once it made a SQLite file of it)"
     assert done.returncode == 2, done.stderr
     assert "CHANGELINE_STATE_URL: mysql://u:***@db/x: the scheme must be postgresql://" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr and SECRET not in done.stdout + done.stderr
