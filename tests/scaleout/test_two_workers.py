@@ -85,8 +85,6 @@ def test_a_worker_killed_mid_ne_leaves_every_ne_at_target(prefect_api, postgres_
             before = configs_before(sim, NES)
             _wait_for_workers(workers, tmp_path)
             workers_up = time.monotonic()
-            for ne in NES:  # slow enough that the kill lands inside an NE's change
-                sim.control.add_fault(ne, "slow-replies", delay_s=0.05)
             cid = "two-workers"
             engine = _start(_cli("run", model, "-i", str(sim.inventory_path), "--campaign-id", cid,
                                  "-p", f"image_repo={images}", "--on-workers", "ne-change/worker"),
@@ -104,8 +102,8 @@ def test_a_worker_killed_mid_ne_leaves_every_ne_at_target(prefect_api, postgres_
             _kill_tree(victim)
             killed_at = time.monotonic()
             at_kill = journal.ne_statuses(cid)
-            for ne in NES:
-                sim.control.clear_faults(ne)
+            # Inside its change: installing the image and the restart alone take seconds on the simulator.
+            assert at_kill[victim_ne][0] == policy.RUNNING, at_kill
             assert engine.wait(180) == 0, (tmp_path / "campaign.log").read_text()[-4000:]
             ended_at = time.monotonic()
             assert survivor.poll() is None, "the surviving worker died too"
