@@ -44,3 +44,33 @@ def test_the_lease_setting():
     for bad in ("0", "soon", "-5", "99999"):
         with pytest.raises(InputError, match="^CHANGELINE_WORKER_LEASE_S: must be a number of seconds from 1 to 3600"):
             worker_lease_s(bad)
+
+
+def _beat_until_superseded(path: str) -> None:
+    import time
+
+    from changeline.flows.workers import _give_up_the_ne, heartbeats
+    from changeline.state.journal import Journal
+
+    journal = Journal(path)
+    with heartbeats(journal, "c1", "upf-1", "attempt-1", 0.05, lambda: _give_up_the_ne("upf-1")):
+        time.sleep(120)  # the NE's work; only losing the NE ends it early
+
+
+def test_a_run_whose_ne_went_to_another_attempt_stops_its_process(tmp_path):
+    import multiprocessing
+    import time
+
+    from changeline.flows.workers import EXIT_SUPERSEDED
+    from changeline.state.journal import Journal
+
+    journal = Journal(tmp_path / "j.sqlite")
+    journal.assign_run("c1", "upf-1", "attempt-1")
+    proc = multiprocessing.get_context("spawn").Process(target=_beat_until_superseded, args=(str(tmp_path / "j.sqlite"),))
+    proc.start()
+    while journal.run_of("c1", "upf-1").beats == 0:  # it beats...
+        assert proc.is_alive()
+        time.sleep(0.05)
+    journal.assign_run("c1", "upf-1", "attempt-2")  # ...until the campaign hands the NE to another attempt
+    proc.join(60)
+    assert proc.exitcode == EXIT_SUPERSEDED
