@@ -313,13 +313,11 @@ class _Lint:
         }
         image = _dict(self.spec.get("software")).get("image")
         if self.upgrade and isinstance(image, str):
-            try:
-                rendered = templates.render_value(image, context)
-                if isinstance(rendered, str):
-                    context["software"] = {"image": rendered, "file": rendered.rsplit("/", 1)[-1]}
-            except templates.RenderError as err:
-                if not (err.undefined or err.syntax):
-                    self.problem(("spec", "software", "image"), err.args[0])
+            rendered, found = step_args.render(image, context, complete=False)
+            for p in found:
+                self.problem(("spec", "software", "image"), p.message)
+            if isinstance(rendered, str):
+                context["software"] = {"image": rendered, "file": rendered.rsplit("/", 1)[-1]}
         return context
 
     # --- the NE catalogue (changeline.catalogue) ---------------------------------------------

@@ -21,6 +21,7 @@ No device, no clock, no Prefect: the engine imports it.
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +31,10 @@ from changeline.models import templates
 from changeline.models.schema import located_messages
 from changeline.yamlsource import FieldPath
 
-# A value lint cannot know before an NE is named: a template needing an inventory fact or a
-# parameter without a default. Validation skips it; compile renders it for real.
 class _Unknown:
+    """A value lint cannot know before an NE is named: a template needing an inventory fact or
+    a parameter without a default. Validation skips it; compile renders it for real."""
+
     def __repr__(self) -> str:
         return "UNKNOWN"
 
@@ -110,7 +112,7 @@ def with_defaults(schema: Any, value: Any) -> Any:
             if key in out:
                 out[key] = with_defaults(prop, out[key])
             elif isinstance(prop, dict) and "default" in prop:
-                out[key] = prop["default"]
+                out[key] = copy.deepcopy(prop["default"])  # never one list shared by every NE's step
         return out
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [with_defaults(schema["items"], item) for item in value]
