@@ -112,7 +112,8 @@ class _Lint:
                                       default=p.get("default"), has_default="default" in p,
                                       enum=tuple(p["enum"]) if isinstance(p.get("enum"), list) else None,
                                       minimum=_num(p.get("minimum")), maximum=_num(p.get("maximum")),
-                                      items=p.get("items") if p.get("items") in PARAMETER_TYPES else None)
+                                      items=p.get("items") if p.get("items") in PARAMETER_TYPES else None,
+                                      example=p.get("example"))
         return out
 
     def _steps(self) -> Iterator[_Step]:
@@ -205,6 +206,10 @@ class _Lint:
                 wrong = param.problem(param.default)
                 if wrong:
                     self.problem(where + ("default",), wrong)
+            if param.example is not None:
+                wrong = param.problem(param.example)
+                if wrong:
+                    self.problem(where + ("example",), wrong)
 
     # --- templates ---------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from changeline.devices.platforms import ATOM_NEEDS, OPERATIONS, PLATFORMS, atom
 from changeline.errors import InputError
 from changeline.models.compile import compile_for_host, load_model, plan_campaign
 from changeline.models.validate import load_model_text
-from tests.models.helpers import LIBRARY, MODELINE, host
+from tests.models.helpers import LIBRARY, MODELINE, example_params, host
 
 UPGRADE = LIBRARY / "amf" / "1.3" / "amf-upgrade.yaml"
 CONFIG_ONLY = MODELINE + """apiVersion: changeline/v1
@@ -122,7 +122,8 @@ def test_mml_replies_parse_with_the_platforms_templates():
 def test_the_librarys_generic_model_plans_on_every_platform():
     model = load_model(LIBRARY / "common" / "any" / "ne-capacity.yaml")
     for platform in PLATFORMS:
-        plan = compile_for_host(model, dataclasses.replace(host("upf-9", "UPF"), platform=platform))
+        plan = compile_for_host(model, dataclasses.replace(host("upf-9", "UPF"), platform=platform),
+                                example_params(model))
         assert [s.atom for s in plan.steps] == ["backup", "config_change", "validate_upgrade", "confirm_commit"]
         scenarios = plan.rollback.verify.args["verify_scenarios"]
         assert (scenarios == []) == (platform == "netconf"), platform  # the type's dial tests where there are any
