@@ -233,6 +233,14 @@ def compile_for_host(model: Model, host: Host, params: dict[str, Any] | None = N
             problems.append(model.source.problem(spec.path + ("atom",), refused))
             continue
         step = _compile_step(model, spec, registry[spec.atom], context, host, problems, on_anomaly)
+        if step is not None and step.atom == "rollback" and step.args.get("verify_scenarios") \
+                and not platform_can(host.platform, "dial_test"):
+            # Found here rather than when the step runs: the NE would be rolled back and then
+            # the verification refused, leaving the operator to find out why at the NE.
+            problems.append(model.source.problem(spec.path + ("with", "verify_scenarios"),
+                                                 f"{host.name}: platform {host.platform!r} has no dial_test "
+                                                 "operation to verify a rollback with"))
+            continue
         if step is not None:
             steps.append(step)
     rollback = _rollback_plan(model, steps, context, host, registry, problems)

@@ -61,6 +61,17 @@ def test_an_atom_the_platform_cannot_do_is_refused_at_plan_time_naming_host_and_
     assert set(plan.plans) == {"amf-1", "amf-2"}
 
 
+def test_a_rollback_step_verified_by_dial_tests_is_refused_at_plan_time_without_dial_tests():
+    model = load_model(LIBRARY / "common" / "any" / "ne-rollback.yaml")
+    generic = dataclasses.replace(host("upf-4", "UPF"), platform="netconf")
+    with pytest.raises(InputError) as err:
+        compile_for_host(model, generic)
+    text = str(err.value)
+    assert "ne-rollback.yaml:" in text and "with.verify_scenarios" in text
+    assert "upf-4: platform 'netconf' has no dial_test operation to verify a rollback with" in text
+    assert compile_for_host(model, host("upf-5", "UPF")).steps[0].args["verify_scenarios"]  # changeline-ne verifies
+
+
 def test_an_unknown_platform_is_refused_naming_the_host():
     model = load_model(UPGRADE)
     with pytest.raises(InputError, match=r"amf-8: unknown platform 'vendor-x' \(known: changeline-ne, changeline-mml, netconf\)"):
