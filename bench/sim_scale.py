@@ -194,7 +194,7 @@ def main() -> int:
             load["simulator_cpu_s_per_session"] = round(
                 (after.user + after.system - before.user - before.system) / args.device_sessions, 4)
             print(json.dumps({"nes": args.count, "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
-                              "tick": os.environ.get("CHANGELINE_NCCLIENT_TICK"), "device_sessions": load}, indent=2))
+                              "device_sessions": load}, indent=2))
             return 0
         inventory = yaml.safe_load((state / "inventory.yaml").read_text())
         hosts = [(h["hostname"], h["port"]) for h in inventory["hosts"].values()]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import selectors
 import socket
 import threading
 import time
@@ -21,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import ncclient.transport.session as _nc_session
 import paramiko
 from lxml import etree
 from ncclient.manager import Manager, make_device_handler
@@ -29,6 +29,7 @@ from ncclient.operations import RPCError as NcRPCError
 from ncclient.operations.errors import TimeoutExpiredError
 from ncclient.transport import SSHSession
 from ncclient.transport import errors as nc_errors
+from ncclient.transport.parser import DefaultXMLParser, SAXFilterXMLNotFoundError
 from ncclient.transport.session import NetconfBase
 from ncclient.xml_ import to_ele
 
@@ -53,13 +54,12 @@ for _channel in ("paramiko.transport", "ncclient.transport.ssh"):
     logging.getLogger(_channel).setLevel(logging.CRITICAL)
 
 # ncclient queues each outgoing message for its session thread, which looks at the queue
-# once per TICK (0.1 s), so every RPC on an idle session waited ~90 ms (../shared/MACHINE.md).
-# _NetconfSession writes from the caller's thread instead; the session thread then only
-# reads, and wakes on data or close, so its TICK can be long. A short TICK cost CPU in
-# proportion to the sessions open at once: at 0.01 s, 100 wake-ups a second per session
-# were ~40% of the session layer's CPU while NEs waited on their devices (bench/sim_scale.py
-# --device-sessions).
-_nc_session.TICK = float(os.environ.get("CHANGELINE_NCCLIENT_TICK", "1.0"))
+# once per TICK (0.1 s): every RPC on an idle session waited ~90 ms (../shared/MACHINE.md),
+# and a short TICK instead costs CPU in proportion to the sessions open at once (at 0.01 s,
+# 100 wake-ups a second per session were ~40% of the session layer's CPU while NEs waited
+# on their devices: bench/sim_scale.py --device-sessions). _NetconfSession writes from the
+# caller's thread, and its thread only reads: it sleeps until data or the close arrives.
+READ_WAKE_S = 5.0  # a bound only: the channel wakes the reader on data and on close
 
 
 class _NetconfSession(SSHSession):
@@ -73,6 +73,29 @@ class _NetconfSession(SSHSession):
     def __init__(self, device_handler) -> None:
         super().__init__(device_handler)
         self._write_lock = threading.Lock()
+
+    def run(self) -> None:
+        """ncclient's session loop without the send queue (Session.run, ncclient 0.7)."""
+        try:
+            selector = selectors.DefaultSelector()
+            self._transport_register(selector, selectors.EVENT_READ)
+            while True:
+                if not selector.select(timeout=READ_WAKE_S):
+                    continue
+                data = self._transport_read()
+                if data:
+                    try:
+                        self.parser.parse(data)
+                    except SAXFilterXMLNotFoundError:  # as ncclient: a reply its SAX filter cannot take
+                        self.parser = DefaultXMLParser(self)
+                        self.parser.parse(data)
+                elif self._closing.is_set():
+                    break  # the end of a session we closed
+                else:
+                    raise nc_errors.SessionCloseError(self._buffer.getvalue())
+        except Exception as err:
+            self._dispatch_error(err)
+            self.close()
 
     def send(self, message: str) -> None:
         if not self.connected:
