@@ -49,10 +49,18 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable
 
 import psutil  # noqa: E402
 
-from bench.procs import REPO, local_postgres, start_prefect_server  # noqa: E402
+from bench.procs import REPO, api_post, local_postgres, start_prefect_server  # noqa: E402
 
 PRIMITIVES = ("task_run", "subflow_run", "flow_state", "log_line", "event", "artifact_create",
               "artifact_update", "lock_acquire", "lock_renew", "lock_release")
+# What one NE makes today on the happy path (flows/ne_flow.py, campaign.py, progress.py,
+# locks.py as of this writing; N=200 C=50, speed 0.05): a subflow run; a task run per step
+# (11.7 steps per NE); two log lines per step (the atom's, Prefect's "Finished in state") and
+# about two of its run's own; one lease taken and released, renewed every 20 s (lease 60 s)
+# over a ~40 s hold; the board's two in-place updates every ~4 s of the campaign, over N NEs
+# (~0.55 per NE at N=200). `--per-ne` replaces these.
+LINE_PER_NE = {"subflow_run": 1, "task_run": 11.7, "log_line": 26, "event": 0, "artifact_update": 0.55,
+               "lock_acquire": 1, "lock_renew": 2, "lock_release": 1}
 QUIET_POLL_S = 0.5
 QUIET_POLLS = 2          # consecutive quiet polls before the server counts as done
 QUIET_MAX_S = 60.0
@@ -155,8 +163,6 @@ def run_client(cfg: dict[str, Any]) -> dict[str, Any]:
     from prefect.cache_policies import NO_CACHE
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactUpdate, GlobalConcurrencyLimitCreate
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId, TaskRunFilter, \
-        TaskRunFilterFlowRunId
     from prefect.context import FlowRunContext
     from prefect.events import emit_event
     from prefect.states import Pending, Running
@@ -186,25 +192,21 @@ def run_client(cfg: dict[str, Any]) -> dict[str, Any]:
         run_id = FlowRunContext.get().flow_run.id
         logger = get_run_logger()
         with get_client(sync_client=True) as client:
-            def stored_task_runs(expected: int) -> Callable[[], None]:
+            def stored(path: str, body: dict[str, Any], expected: int) -> Callable[[], None]:
                 def landed() -> None:
                     queues_empty()
-                    flt = TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[run_id]),
-                                        state={"type": {"any_": ["COMPLETED"]}})
                     deadline = time.monotonic() + QUIET_MAX_S
-                    while len(client.read_task_runs(task_run_filter=flt, limit=expected)) < expected \
-                            and time.monotonic() < deadline:
+                    while api_post(cfg["api"], path, body) < expected and time.monotonic() < deadline:
                         time.sleep(0.2)
                 return landed
 
+            def stored_task_runs(expected: int) -> Callable[[], None]:
+                return stored("/task_runs/count", {"task_runs": {"flow_run_id": {"any_": [str(run_id)]},
+                                                                 "state": {"type": {"any_": ["COMPLETED"]}}}}, expected)
+
             def child_runs(expected: int) -> Callable[[], None]:
-                def landed() -> None:
-                    flt = FlowRunFilter(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[run_id]))
-                    deadline = time.monotonic() + QUIET_MAX_S
-                    while len(client.read_flow_runs(flow_run_filter=flt, limit=expected)) < expected \
-                            and time.monotonic() < deadline:
-                        time.sleep(0.2)
-                return landed
+                return stored("/flow_runs/count", {"flow_runs": {"parent_flow_run_id": {"any_": [str(run_id)]}}},
+                              expected)
 
             other = client.create_flow_run(child_flow, name="state-changes")  # a run whose state we move
             states = (Pending, Running)
@@ -227,7 +229,8 @@ def run_client(cfg: dict[str, Any]) -> dict[str, Any]:
 
             plans: dict[str, tuple[Callable[[int], None], Callable[[], Callable[[], None]]]] = {
                 "task_run": (lambda i: noop(i), lambda: stored_task_runs((done["task_run"] + 1) * ops)),
-                "subflow_run": (lambda i: child_flow(i), lambda: child_runs((done["subflow_run"] + 1) * ops_of("subflow_run"))),
+                "subflow_run": (lambda i: child_flow(i),
+                                lambda: child_runs((done["subflow_run"] + 1) * ops_of("subflow_run"))),
                 "flow_state": (lambda i: client.set_flow_run_state(other.id, states[i % 2](), force=True),
                                lambda: queues_empty),
                 "log_line": (lambda i: logger.info("step %d of a bench: nothing to change", i), lambda: queues_empty),
@@ -303,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--postgres", action="store_true",
                         help="the server on a fresh database of this machine's PostgreSQL (root)")
     parser.add_argument("--out", help="JSON file (default bench/results/prefect-costs-<time>.json)")
+    parser.add_argument("--per-ne", default="", metavar="KIND=N,...",
+                        help="primitive counts one NE makes, for the per-NE budget (default: the line's today)")
     parser.add_argument("--client", help=argparse.SUPPRESS)  # internal: the measuring process
     args = parser.parse_args(argv)
     if args.client:
@@ -320,6 +325,15 @@ def main(argv: list[str] | None = None) -> int:
     if "artifact_update" in chosen and "artifact_create" not in chosen:
         parser.error("artifact_update needs artifact_create (it updates what that created)")
     chosen = [p for p in PRIMITIVES if p in chosen]  # the order the client relies on
+    per_ne = dict(LINE_PER_NE)
+    for item in filter(None, (i.strip() for i in args.per_ne.split(","))):
+        kind, _, count = item.partition("=")
+        try:
+            per_ne[kind.strip()] = float(count)
+        except ValueError:
+            parser.error(f"--per-ne {item!r}: expected KIND=NUMBER")
+        if kind.strip() not in PRIMITIVES:
+            parser.error(f"--per-ne: unknown primitive {kind.strip()!r} (known: {', '.join(PRIMITIVES)})")
 
     work = Path(tempfile.mkdtemp(prefix="prefect-costs-"))
     database = None
@@ -334,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         server = start_prefect_server(work / "server", extra_env=server_env)
         pids = [server.proc.pid] + ([database.postmaster_pid] if database else [])
         cfg = {"ops": args.ops, "reps": args.reps, "subflow_ops": args.subflow_ops, "primitives": chosen, "artifact_kb": args.artifact_kb,
-               "idle_s": args.idle_s, "server_pids": pids, "out": str(work / "client.json")}
+               "idle_s": args.idle_s, "server_pids": pids, "api": server.api_url, "out": str(work / "client.json")}
         (work / "cfg.json").write_text(json.dumps(cfg))
         env = {**os.environ, "PREFECT_API_URL": server.api_url, "PREFECT_HOME": str(work / "client"),
                **engine_settings(server.api_url)}
@@ -353,11 +367,16 @@ def main(argv: list[str] | None = None) -> int:
     result = {"at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "cpus": os.cpu_count(),
               "load_avg_1m": round(os.getloadavg()[0], 2), "database": "postgresql" if args.postgres else "sqlite",
               "ops": args.ops, "subflow_ops": args.subflow_ops, "reps": args.reps, "artifact_kb": args.artifact_kb, **measured}
+    measured_kinds = {k: n for k, n in per_ne.items() if k in result["primitives"]}
+    result["per_ne"] = {"counts": measured_kinds, **per_ne_cpu_s(result["primitives"], measured_kinds)}
     out = Path(args.out) if args.out else REPO / "bench" / "results" / \
         f"prefect-costs-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(table(result))
+    print("Prefect CPU per NE (client + server, median costs): " + ", ".join(
+        f"{k} {r['per_ne']:g} x = {r['cpu_s']:.3f} s" for k, r in result["per_ne"]["by_primitive"].items())
+        + f"; total {result['per_ne']['total_cpu_s']:.3f} CPU-s")
     print(f"database {result['database']}, {args.reps} x {args.ops} ops, server idle "
           f"{result['server_idle_cpu_per_s']:.3f} CPU-s/s, load {result['load_avg_1m']}; JSON: {out}")
     return 0

@@ -69,10 +69,18 @@ class _NetconfSession(SSHSession):
     session is closed and the caller sees it dropped."""
 
     send_timeout_s: float = 30.0
+    connect_timeout_s: float = 30.0
 
     def __init__(self, device_handler) -> None:
         super().__init__(device_handler)
         self._write_lock = threading.Lock()
+
+    def _auth(self, *args, **kwargs) -> None:
+        # The NETCONF channel is opened right after the login, and paramiko waits for the NE
+        # to answer that open for its channel_timeout, an hour by default: an NE that accepted
+        # the connection on its way down (a restart) held a probe for that long.
+        self._transport.channel_timeout = self.connect_timeout_s
+        super()._auth(*args, **kwargs)
 
     def run(self) -> None:
         """ncclient's session loop without the send queue (Session.run, ncclient 0.7)."""
@@ -80,9 +88,12 @@ class _NetconfSession(SSHSession):
             selector = selectors.DefaultSelector()
             self._transport_register(selector, selectors.EVENT_READ)
             while True:
-                if not selector.select(timeout=READ_WAKE_S):
-                    continue
-                data = self._transport_read()
+                if selector.select(timeout=READ_WAKE_S):
+                    data = self._transport_read()
+                elif self._channel is not None and not self._channel.closed:
+                    continue  # an idle session
+                else:
+                    data = b""  # closed without waking us (closing the channel closes its pipe)
                 if data:
                     try:
                         self.parser.parse(data)
@@ -108,7 +119,11 @@ class _NetconfSession(SSHSession):
         with self._write_lock:
             try:
                 self._channel.settimeout(self.send_timeout_s)
-                self._channel.sendall(data)
+                while data:  # not sendall: it spins forever once the channel has sent its EOF
+                    sent = self._channel.send(data)
+                    if sent <= 0:
+                        raise nc_errors.SessionCloseError(self._buffer.getvalue(), data)
+                    data = data[sent:]
             except Exception as err:
                 self.close()
                 raise nc_errors.TransportError(f"NETCONF write failed: {type(err).__name__} {err}".strip()) from err
@@ -120,6 +135,7 @@ def _connect_netconf(*, device_params: dict, manager_params: dict, send_timeout_
     handler.add_additional_ssh_connect_params(connect)
     session = _NetconfSession(handler)
     session.send_timeout_s = send_timeout_s
+    session.connect_timeout_s = connect.get("timeout") or send_timeout_s
     try:
         session.connect(**connect)
     except Exception:
@@ -621,7 +637,8 @@ class DeviceSession:
         try:
             client.connect(ep.hostname, port=ep.ssh_port, username=ep.username, password=ep.password,
                            key_filename=ep.key_file, allow_agent=False, look_for_keys=False, sock=sock,
-                           timeout=ep.timeout, banner_timeout=ep.timeout, auth_timeout=ep.timeout)
+                           timeout=ep.timeout, banner_timeout=ep.timeout, auth_timeout=ep.timeout,
+                           channel_timeout=ep.timeout)  # paramiko's default: an hour
             self._ssh = client
             self._sftp = client.open_sftp()
             self._sftp.get_channel().settimeout(ep.timeout)
