@@ -32,6 +32,7 @@ from changeline.flows import policy, progress, stores
 from changeline.flows import probe as service_probe
 from changeline.flows.locks import NeLocks
 from changeline.flows.ne_flow import ne_change_subflow
+from changeline.flows.workers import run_on_worker
 
 
 # A wave's NEs would otherwise all start at once: a Prefect server on SQLite answers such a
@@ -133,8 +134,8 @@ def run_campaign(models: list[str], inventory: str, *, targets: str = "all", cam
             with admission.enter(get_run_logger().info) as ticket:
                 if ticket.refusal is not None:
                     return untouched(host, *ticket.refusal)
-                return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host, campaign_id,
-                                      params or {}, on_anomaly, pause_timeout_s)
+                return run_on_worker(ne_deployment, chosen[host.name].file, inventory, host, campaign_id,
+                                     params or {}, on_anomaly, pause_timeout_s)
 
     try:
         with NeLocks(lease_s=policy.LOCK_LEASE_S) as locks:
@@ -221,22 +222,6 @@ class WaveMarker:
 @task(cache_policy=NO_CACHE, persist_result=False, task_run_name="wave {name} ({size} NEs)")
 def _wave(name: str, size: int, marker: WaveMarker) -> str:
     return marker.wait()
-
-
-def _run_on_worker(deployment: str, model_file: str, inventory: str, host, campaign_id: str,
-                   params: dict[str, Any], on_anomaly: str | None, pause_timeout_s: int) -> dict[str, Any]:
-    """One NE as a run of the ne-change deployment; its outcome comes back through the shared
-    CHANGELINE_HOME (journal and evidence), which every worker must mount."""
-    from prefect.deployments import run_deployment
-
-    run = run_deployment(deployment, timeout=None, as_subflow=True, parameters={
-        "model": model_file, "inventory": inventory, "ne": host.name, "campaign_id": campaign_id,
-        "params": params, "on_anomaly": on_anomaly, "pause_timeout_s": pause_timeout_s})
-    outcome_file = stores.evidence_dir(campaign_id, host.name) / "outcome.json"
-    if outcome_file.is_file():
-        return json.loads(outcome_file.read_text())
-    state = run.state.name if run.state else "unknown"
-    return untouched(host, policy.FAILED, f"worker run {run.name} ended {state} without an outcome")
 
 
 def _earlier_outcome(campaign_id: str, host, earlier: tuple[str, str]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from changeline.devices.platforms import ATOM_NEEDS, OPERATIONS, PLATFORMS, atom
 from changeline.errors import InputError
 from changeline.models.compile import compile_for_host, load_model, plan_campaign
 from changeline.models.validate import load_model_text
-from tests.models.helpers import LIBRARY, MODELINE, host
+from tests.models.helpers import LIBRARY, MODELINE, example_params, host
 
 UPGRADE = LIBRARY / "amf" / "1.3" / "amf-upgrade.yaml"
 CONFIG_ONLY = MODELINE + """apiVersion: changeline/v1
@@ -59,6 +59,17 @@ def test_an_atom_the_platform_cannot_do_is_refused_at_plan_time_naming_host_and_
     mixed = [host("amf-1", "AMF"), dataclasses.replace(host("amf-2", "AMF"), platform="changeline-mml")]
     plan = plan_campaign(model, mixed, {"image_repo": "/srv"})  # both real platforms can upgrade
     assert set(plan.plans) == {"amf-1", "amf-2"}
+
+
+def test_a_rollback_step_verified_by_dial_tests_is_refused_at_plan_time_without_dial_tests():
+    model = load_model(LIBRARY / "common" / "any" / "ne-rollback.yaml")
+    generic = dataclasses.replace(host("upf-4", "UPF"), platform="netconf")
+    with pytest.raises(InputError) as err:
+        compile_for_host(model, generic)
+    text = str(err.value)
+    assert "ne-rollback.yaml:" in text and "with.verify_scenarios" in text
+    assert "upf-4: platform 'netconf' has no dial_test operation to verify a rollback with" in text
+    assert compile_for_host(model, host("upf-5", "UPF")).steps[0].args["verify_scenarios"]  # changeline-ne verifies
 
 
 def test_an_unknown_platform_is_refused_naming_the_host():
@@ -122,7 +133,8 @@ def test_mml_replies_parse_with_the_platforms_templates():
 def test_the_librarys_generic_model_plans_on_every_platform():
     model = load_model(LIBRARY / "common" / "any" / "ne-capacity.yaml")
     for platform in PLATFORMS:
-        plan = compile_for_host(model, dataclasses.replace(host("upf-9", "UPF"), platform=platform))
+        plan = compile_for_host(model, dataclasses.replace(host("upf-9", "UPF"), platform=platform),
+                                example_params(model))
         assert [s.atom for s in plan.steps] == ["backup", "config_change", "validate_upgrade", "confirm_commit"]
         scenarios = plan.rollback.verify.args["verify_scenarios"]
         assert (scenarios == []) == (platform == "netconf"), platform  # the type's dial tests where there are any
