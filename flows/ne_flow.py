@@ -115,8 +115,9 @@ def _anomaly_form(outcome: NEOutcome, step_name: str, reason: str, evidence: dic
 
 def ne_run(host: Host, campaign_id: str, *, pause_timeout_s: int = 3600, admission: Admission | None = None) -> NeRun:
     """The engine's view of one NE in this process: the line's stores, logging to the current run."""
+    logger = get_run_logger()
     return NeRun(host=host, campaign_id=campaign_id, journal=stores.journal(), backups=stores.backups(),
-                 evidence_dir=stores.evidence_dir(campaign_id, host.name), log=get_run_logger().info,
+                 evidence_dir=stores.evidence_dir(campaign_id, host.name), log=logger.info, warn=logger.warning,
                  pause_timeout_s=pause_timeout_s, admission=admission)
 
 

@@ -107,6 +107,7 @@ class NeRun:
     backups: "BackupStore"
     evidence_dir: Path | None = None       # outcome.json goes here
     log: Callable[[str], None] = log.info
+    warn: Callable[[str], None] = logging.getLogger("changeline.engine").warning  # an anomaly: what an operator scanning the log must see
     pause_timeout_s: int = 3600
     admission: "Admission | None" = None
 
@@ -237,7 +238,7 @@ def _run_steps(run: NeRun, ctx: AtomContext, hooks: Hooks, outcome: NEOutcome, p
         outcome.anomalies.append(anomaly)
         journal.record_change(campaign_id, ne, outcome.anomalies, outcome.decisions)
         hooks.notify("anomaly", run, outcome, anomaly)
-        run.log(f"{ne}: anomaly at {step.name}: {result.reason} (policy {action})")
+        run.warn(f"{ne}: anomaly at {step.name}: {result.reason} (policy {action})")
         if action == "pause":
             action = _ask_operator(run, hooks, outcome, step, result)
             journal.record_change(campaign_id, ne, outcome.anomalies, outcome.decisions)
