@@ -96,6 +96,40 @@ def _open_socket(endpoint: Endpoint, port: int) -> socket.socket:
     return sock
 
 
+class _ConnectWatchdog:
+    """Ends a NETCONF connect that outlives its timeout by shutting its socket down.
+
+    ncclient opens the NETCONF channel with paramiko's default channel timeout (an hour) and
+    offers no way to pass ours: an NE that logs us in but never answers the channel open (seen
+    once while an NE restarted on a busy machine) held a rollback for that hour. A shut-down
+    socket ends paramiko's transport, so the open fails at once and the caller retries."""
+
+    def __init__(self, sock: socket.socket, seconds: float | None) -> None:
+        self._sock, self._lock, self.fired, self._done = sock, threading.Lock(), False, False
+        self._timer = threading.Timer(seconds, self._fire) if seconds is not None else None
+        if self._timer is not None:
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:  # never cut a connect that has already finished
+            if self._done:
+                return
+            self.fired = True
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    def finish(self) -> bool:
+        """Stop watching; True when the watchdog had already cut the connect."""
+        if self._timer is not None:
+            self._timer.cancel()
+        with self._lock:
+            self._done = True
+            return self.fired
+
+
 def _listening(endpoint: Endpoint, port: int) -> bool:
     try:
         socket.create_connection((endpoint.hostname, port), timeout=min(endpoint.timeout, 2.0)).close()
@@ -356,8 +390,9 @@ class DeviceSession:
         connect_s = self._bounded(ep.timeout)
         hostkey = known_host_key(ep, ep.netconf_port)
         sock = _open_socket(ep, ep.netconf_port)
+        watchdog = _ConnectWatchdog(sock, connect_s)
         try:
-            self._nc = nc_manager.connect_ssh(
+            nc = nc_manager.connect_ssh(
                 host=ep.hostname, port=ep.netconf_port, username=ep.username, password=ep.password,
                 key_filename=ep.key_file, allow_agent=False, look_for_keys=False,
                 hostkey_verify=True, hostkey_b64=hostkey.get_base64(), sock=sock,
@@ -366,6 +401,9 @@ class DeviceSession:
             )
         except Exception as err:
             sock.close()
+            if watchdog.finish():
+                raise DeviceTimeout(f"NETCONF connect did not finish within {connect_s:.0f} s",
+                                    host=ep.name) from err
             mapped = _map_nc_error(err, ep)
             if isinstance(mapped, AuthenticationError) and not _listening(ep, ep.netconf_port):
                 # Older paramiko reports a connection that died mid-login as a plain
@@ -374,6 +412,10 @@ class DeviceSession:
                 mapped = SessionDropped("NETCONF connection dropped during login; the NE stopped listening",
                                         host=ep.name)
             raise mapped from err
+        if watchdog.finish():  # cut just as it finished: its socket is dead
+            nc._session.close()
+            raise DeviceTimeout(f"NETCONF connect did not finish within {connect_s:.0f} s", host=ep.name)
+        self._nc = nc
         return self._nc
 
     @property
