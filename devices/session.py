@@ -100,9 +100,10 @@ class _ConnectWatchdog:
     """Ends a NETCONF connect that outlives its timeout by shutting its socket down.
 
     ncclient opens the NETCONF channel with paramiko's default channel timeout (an hour) and
-    offers no way to pass ours: an NE that logs us in but never answers the channel open (seen
-    once while an NE restarted on a busy machine) held a rollback for that hour. A shut-down
-    socket ends paramiko's transport, so the open fails at once and the caller retries."""
+    offers no way to pass ours: a channel open left unanswered (seen once while an NE restarted
+    for a rollback on a busy machine; that transport's reader thread was gone) held the rollback
+    for that hour. The socket is shut down, which ends a live reader, and the transport over it
+    is closed, which ends the wait even without one: the open fails at once, the caller retries."""
 
     def __init__(self, sock: socket.socket, seconds: float | None) -> None:
         self._sock, self._lock, self.fired, self._done = sock, threading.Lock(), False, False
@@ -120,6 +121,10 @@ class _ConnectWatchdog:
             self._sock.shutdown(socket.SHUT_RDWR)
         except OSError:
             pass  # already closed
+        # ncclient keeps its Transport to itself until the connect returns: find it by socket.
+        for transport in list(paramiko.transport._active_threads):
+            if transport.sock is self._sock:
+                transport.close()
 
     def finish(self) -> bool:
         """Stop watching; True when the watchdog had already cut the connect."""
