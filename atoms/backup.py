@@ -1,8 +1,8 @@
 """backup: running (and startup) config plus software state, stored durably and read back.
 
-Generic: needs only <get-config> (and :startup when present), so it works on any
-RFC 6241 server. The software version is read only from NEs that speak the
-changeline contract.
+Generic: needs only the driver's config_get (and the startup datastore when the NE has
+one), so it works on any RFC 6241 server. The software version is read only from NEs
+whose platform reports state.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ from __future__ import annotations
 from lxml import etree
 
 from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
-from changeline.devices.configxml import canonical, config_from_data
-from changeline.errors import RpcError
 
 SPEC = AtomSpec(
     name="backup",
@@ -30,32 +28,16 @@ SPEC = AtomSpec(
 )
 
 
-def speaks_contract(ctx: AtomContext) -> bool:
-    """Does the NE report changeline operational state? A generic server may load our YANG
-    module (so it advertises the namespace) without implementing the NE behind it."""
-    facts = ctx.session.facts
-    if "contract" not in facts:
-        facts["contract"] = ctx.driver.read_state_optional() is not None
-    return facts["contract"]
-
-
 def read_running(ctx: AtomContext) -> bytes:
-    return canonical(config_from_data(ctx.session.get_config("running")))
+    return ctx.driver.config_get("running")
 
 
 @timed
 def run(ctx: AtomContext, *, include_startup: bool = True, include_state: bool = True) -> AtomResult:
     running = read_running(ctx)
-    startup = None
-    if include_startup and ctx.session.has_capability(":startup"):
-        try:
-            startup = canonical(config_from_data(ctx.session.get_config("startup")))
-        except RpcError as err:
-            # A server may have no startup yet (nothing copied to it): record its absence.
-            if err.tag not in ("invalid-value", "data-missing", "operation-failed"):
-                raise
+    startup = ctx.driver.config_startup() if include_startup else None
     version, state = "", None
-    if speaks_contract(ctx):
+    if ctx.driver.reports_state():
         ne_state = ctx.driver.read_state()
         version = ne_state.running_version
         if include_state:
@@ -83,14 +65,13 @@ def restore_config(ctx: AtomContext, config: bytes, *, confirm_timeout_s: int = 
         return ""
     applied = diff(current, config, before_name="running", after_name="backup")
     target = etree.fromstring(config)
-    with ctx.session.locked("candidate"):
-        ctx.session.discard_changes()
-        ctx.session.edit_config(target, target="candidate", default_operation="replace")
-        if ctx.session.has_capability(":confirmed-commit"):
-            ctx.session.commit(confirmed=True, timeout=confirm_timeout_s)
-            ctx.session.commit()
-        else:
-            ctx.session.commit()
+    driver = ctx.driver
+    with driver.config_locked():
+        driver.config_discard()
+        driver.config_edit(target, default_operation="replace")
+        if driver.has(":confirmed-commit"):
+            driver.config_confirmed_commit(confirm_timeout_s)
+        driver.config_commit()
     after = read_running(ctx)
     if after != config:
         raise RollbackFailed("running config differs from the backup after restore:\n" + diff(config, after, before_name="backup", after_name="running"))

@@ -1,4 +1,4 @@
-"""config_change: the NAPALM lifecycle over NETCONF.
+"""config_change: the NAPALM lifecycle, through the NE's platform driver (RFC 6241 datastores).
 
 Lock the candidate, load the change, diff against running, validate, commit with a
 confirm timer (persisted, so it survives a dropped session), verify, then confirm now
@@ -13,7 +13,7 @@ from lxml import etree
 
 from changeline.atoms.backup import read_running, restore_config
 from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, Journaled, timed
-from changeline.devices.configxml import NC_NS, canonical, config_from_data, diff
+from changeline.devices.configxml import NC_NS, diff
 from changeline.errors import CheckFailed, DeviceError, InputError
 
 SPEC = AtomSpec(
@@ -63,37 +63,33 @@ def parse_change(config: str) -> etree._Element:
 def run(ctx: AtomContext, *, config: str, default_operation: str = "merge", confirm_timeout_s: int = 120,
         confirm: str = "now") -> AtomResult:
     change = parse_change(config)
-    session = ctx.session
+    driver = ctx.driver
     for cap in (":candidate", ":confirmed-commit"):
-        if not session.has_capability(cap):
+        if not driver.has(cap):
             raise CheckFailed(f"config_change needs {cap}; the NE does not advertise it")
     before = read_running(ctx)
-    with session.locked("candidate"):
-        session.discard_changes()
-        session.edit_config(change, target="candidate", default_operation=default_operation)
-        candidate = canonical(config_from_data(session.get_config("candidate")))
+    with driver.config_locked():
+        driver.config_discard()
+        driver.config_edit(change, default_operation=default_operation)
+        candidate = driver.config_get("candidate")
         change_diff = diff(before, candidate, before_name="running", after_name="candidate")
         if not change_diff:
-            session.discard_changes()
+            driver.config_discard()
             return AtomResult(atom=SPEC.name, ne=ctx.ne, changed=False, reason="already applied: no difference")
-        if session.has_capability(":validate"):
-            # Validate the candidate's content inline rather than <source><candidate/>: on
-            # yuma123 netconfd a validate of the candidate datastore made the next commit a
-            # no-op (seen in tests/atoms/test_generic_atoms_thirdparty.py).
-            session.validate(etree.fromstring(candidate))
+        driver.config_validate(candidate)
         if ctx.dry_run:
-            session.discard_changes()
+            driver.config_discard()
             return AtomResult(atom=SPEC.name, ne=ctx.ne, changed=False, diff=change_diff, reason="dry run")
         undo = {"restore_running_sha256": ctx.backups.put_object(before), "persist_id": persist_id(ctx)}
         with Journaled(ctx, SPEC.name, undo) as j:
-            session.commit(confirmed=True, timeout=confirm_timeout_s, persist=persist_id(ctx))
+            driver.config_confirmed_commit(confirm_timeout_s, persist=persist_id(ctx))
             after = read_running(ctx)
             if after != candidate:
-                session.cancel_commit(persist_id=persist_id(ctx))
+                driver.config_cancel(persist_id=persist_id(ctx))
                 raise CheckFailed("running config after commit differs from the candidate; commit cancelled:\n"
                                   + diff(candidate, after, before_name="candidate", after_name="running"))
             if confirm == "now":
-                session.commit(persist_id=persist_id(ctx))
+                driver.config_commit(persist_id=persist_id(ctx))
             ctx.journal.put_baseline(ctx.run_id, ctx.ne, "expected_running_sha256", ctx.backups.put_object(after))
             j.result = AtomResult(atom=SPEC.name, ne=ctx.ne, changed=True, diff=change_diff,
                                   reason="committed and confirmed" if confirm == "now"
@@ -105,7 +101,7 @@ def run(ctx: AtomContext, *, config: str, default_operation: str = "merge", conf
 def undo(ctx: AtomContext, record: dict) -> AtomResult:
     """Cancel a pending confirmed commit if there is one, then restore running byte-identical."""
     try:
-        ctx.session.cancel_commit(persist_id=record["persist_id"])
+        ctx.driver.config_cancel(persist_id=record["persist_id"])
     except DeviceError:
         pass  # nothing pending (already confirmed or already reverted): restore below decides
     target = ctx.backups.get_object(record["restore_running_sha256"])

@@ -27,7 +27,7 @@ SPEC = AtomSpec(
 def run(ctx: AtomContext, *, change_step: str) -> AtomResult:
     pid = f"changeline-{ctx.run_id}-{ctx.ne}-{change_step}"
     try:
-        ctx.session.commit(persist_id=pid)
+        ctx.driver.config_commit(persist_id=pid)
     except RpcError as err:
         # Nothing pending: it either was confirmed already (fine) or timed out and reverted (not fine).
         from changeline.atoms.backup import read_running

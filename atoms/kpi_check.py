@@ -31,11 +31,11 @@ def run(ctx: AtomContext, *, max_drop_pct: dict[str, float] | None = None, minim
         settle_s: float = 0) -> AtomResult:
     if settle_s:
         time.sleep(scaled(ctx, settle_s))
-    state = ctx.driver.read_state()
+    kpis = ctx.driver.read_kpis()
     baseline = ctx.journal.baseline(ctx.run_id, ctx.ne).get("kpis", {})
-    problems = kpi_delta_problems(baseline, state.kpis, max_drop_pct or {}) + kpi_floor_problems(state.kpis, minimums or {})
-    evidence = {"baseline": baseline, "current": state.kpis}
+    problems = kpi_delta_problems(baseline, kpis, max_drop_pct or {}) + kpi_floor_problems(kpis, minimums or {})
+    evidence = {"baseline": baseline, "current": kpis}
     if problems:
         raise CheckFailed("KPI: " + "; ".join(problems), evidence=evidence)
     return AtomResult(atom=SPEC.name, ne=ctx.ne, reason="KPIs within thresholds", before=baseline,
-                      after=state.kpis, evidence=evidence)
+                      after=kpis, evidence=evidence)

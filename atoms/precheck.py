@@ -29,7 +29,7 @@ SPEC = AtomSpec(
 def run(ctx: AtomContext, *, expected_versions: list[str] | None = None, ne_types: list[str] | None = None,
         kpi_minimums: dict[str, float] | None = None, min_disk_free_mb: float = 0) -> AtomResult:
     state = ctx.driver.read_state()
-    lock_holder = _candidate_lock_holder(ctx)
+    lock_holder = ctx.driver.config_lock_holder()
     problems = precheck_problems(
         ne_type=state.ne_type, version=state.running_version, expected_types=ne_types,
         expected_versions=expected_versions, alarms=[a.__dict__ for a in state.alarms], kpis=state.kpis,
@@ -44,25 +44,3 @@ def run(ctx: AtomContext, *, expected_versions: list[str] | None = None, ne_type
         ctx.journal.put_baseline(ctx.run_id, ctx.ne, key, value)
         ctx.baseline[key] = value
     return AtomResult(atom=SPEC.name, ne=ctx.ne, reason="fit for change", before=evidence, evidence=evidence)
-
-
-def _candidate_lock_holder(ctx: AtomContext) -> int | None:
-    """Who holds the candidate lock: try to take it and give it straight back."""
-    from changeline.errors import RpcError
-
-    try:
-        ctx.session.lock("candidate")
-    except RpcError as err:
-        if "lock-denied" in (err.tag, (err.evidence or {}).get("tag")):
-            # 0 when the NE does not say who holds it: still locked, holder unknown.
-            return _session_id_from(err) or 0
-        raise
-    ctx.session.unlock("candidate")
-    return None
-
-
-def _session_id_from(err) -> int | None:
-    import re
-
-    m = re.search(r"session-id>\s*(\d+)", str((err.evidence or {}).get("info") or ""))
-    return int(m.group(1)) if m else None

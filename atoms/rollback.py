@@ -9,7 +9,7 @@ RollbackFailed says exactly what differs.
 from __future__ import annotations
 
 from changeline.atoms.activate_software import switch_version
-from changeline.atoms.backup import read_running, restore_config, speaks_contract
+from changeline.atoms.backup import read_running, restore_config
 from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
 from changeline.errors import BackupError, RollbackFailed
 
@@ -47,10 +47,12 @@ def pick_backup(ctx: AtomContext, backup_id: str | None):
 @timed
 def run(ctx: AtomContext, *, backup_id: str | None = None, restart_timeout_s: float = 900,
         verify_scenarios: list[str] | None = None) -> AtomResult:
+    if verify_scenarios:
+        ctx.driver.require("dial_test")  # the model names them: refuse before touching the NE
     backup = pick_backup(ctx, backup_id)
     evidence: dict = {"backup_id": backup.id}
     changed = False
-    contract = speaks_contract(ctx)
+    contract = ctx.driver.reports_state()
     if contract and backup.software_version:
         state = ctx.driver.read_state()
         if state.running_version != backup.software_version:
@@ -60,8 +62,8 @@ def run(ctx: AtomContext, *, backup_id: str | None = None, restart_timeout_s: fl
     target = ctx.backups.get_object(backup.running_sha256)
     applied = restore_config(ctx, target)
     changed = changed or bool(applied)
-    if backup.startup_sha256 and ctx.session.has_capability(":startup"):
-        ctx.session.copy_config("running", "startup")
+    if backup.startup_sha256:
+        ctx.driver.config_save()
     problems = []
     if read_running(ctx) != target:
         problems.append("running config is not byte-identical to the backup")

@@ -66,7 +66,7 @@ def run(ctx: AtomContext, *, image: str) -> AtomResult:
 
 def _remove(ctx: AtomContext, remote: str) -> None:
     try:
-        ctx.session.sftp.remove(remote)
+        ctx.driver.remove_file(remote)
     except (OSError, DeviceError):
         pass
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 
-from changeline.atoms.backup import read_running, speaks_contract
+from changeline.atoms.backup import read_running
 from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, timed
 from changeline.engine.decisions import new_alarms
 from changeline.devices.configxml import diff
@@ -47,7 +47,7 @@ def run(ctx: AtomContext, *, version: str | None = None, block_alarm_severity: s
         problems.append("running config drifted from the backup:\n"
                         + diff(ctx.backups.get_object(expected_sha), running, before_name="expected", after_name="running"))
     evidence["running_sha256"] = running_sha
-    if speaks_contract(ctx):
+    if ctx.driver.reports_state():
         state = ctx.driver.read_state()
         evidence["version"] = state.running_version
         if version and state.running_version != version:

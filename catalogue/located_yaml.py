@@ -1,9 +1,9 @@
 """YAML loading that remembers where every value came from.
 
 Profiles and topology files are written by hand; a mistake must be reported as
-`FILE:LINE:COL: field: message`, so each value's position is kept keyed by its path
-(`("nes", 0, "version")`) next to the plain Python data. Parsing itself is the shared
-bounded loader of `changeline.yamlsource`; this module adds typed, located reads.
+`FILE:LINE:COL: field: message`. Parsing and positions are the one bounded loader of
+`changeline.yamlsource` (its SourceMap, keyed by path like `("nes", 0, "version")`); this
+module adds typed reads that record every problem of a file before raising.
 """
 
 from __future__ import annotations
@@ -14,34 +14,26 @@ from pathlib import Path
 from typing import Any
 
 from changeline.errors import InputError, Problem, shown
-from changeline.yamlsource import dotted, load_yaml_file, load_yaml_text
+from changeline.yamlsource import SourceMap, load_yaml_file, load_yaml_text
 
 PathKey = tuple[str | int, ...]
 
 
-field_name = dotted  # `("nes", 0, "version")` -> `nes[0].version`, the way problems name a field
-
-
 @dataclass
 class Located:
-    """Plain data plus the position of every node, for located problems."""
+    """Plain data plus where each node is written (the loader's SourceMap), for located problems."""
 
-    file: str
     data: Any
-    marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)
-    key_marks: dict[PathKey, tuple[int, int]] = field(default_factory=dict)  # where a mapping key is
+    source: SourceMap
     problems: list[Problem] = field(default_factory=list)
 
-    def where(self, path: PathKey) -> tuple[int, int]:
-        # A missing key is reported at its closest present parent.
-        while path not in self.marks and path:
-            path = path[:-1]
-        return self.marks.get(path, (1, 1))
+    @property
+    def file(self) -> str:
+        return self.source.file
 
     def problem(self, path: PathKey, message: str, *, at_key: bool = False) -> None:
         """Record a problem at the value of `path` (or, with at_key, at its key)."""
-        line, column = self.key_marks[path] if at_key and path in self.key_marks else self.where(path)
-        self.problems.append(Problem(self.file, line, column, field_name(path), message))
+        self.problems.append(self.source.problem(path, message, at_value=not at_key))
 
     def raise_problems(self) -> None:
         if self.problems:
@@ -51,13 +43,11 @@ class Located:
 def load_located(path: Path | str) -> Located:
     """Read a YAML file into plain data with positions; unreadable or malformed files raise
     InputError (the one bounded loader of changeline.yamlsource: sizes, depth, aliases)."""
-    data, source = load_yaml_file(path)
-    return Located(source.file, data, dict(source.values), dict(source.keys))
+    return Located(*load_yaml_file(path))
 
 
 def parse_located(text: str, name: str) -> Located:
-    data, source = load_yaml_text(text, name)
-    return Located(source.file, data, dict(source.values), dict(source.keys))
+    return Located(*load_yaml_text(text, name))
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", float: "a finite number", bool: "true or false",

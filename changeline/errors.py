@@ -219,6 +219,10 @@ class CheckFailed(ChangelineError):
     """A pre-check, gate or post-check found the NE not as required."""
 
 
+class StateStoreError(ChangelineError):
+    """The state store (journal, backups) cannot be reached or refused a write: nothing may change."""
+
+
 class BackupError(ChangelineError):
     """A backup could not be stored durably and read back; nothing may change."""
 

@@ -60,16 +60,18 @@ class SourceMap:
     values: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
     keys: dict[FieldPath, tuple[int, int]] = field(default_factory=dict)
 
-    def where(self, path: FieldPath) -> tuple[int, int]:
-        # Fall back to the nearest enclosing node: a missing field is reported
-        # at the mapping that should have held it.
+    def where(self, path: FieldPath, *, at_value: bool = False) -> tuple[int, int]:
+        """Where `path` is written: a mapping entry at its key, or with `at_value` at its value.
+        A missing field falls back to the nearest enclosing node: the mapping that should
+        have held it."""
+        marks = self.values if at_value else self.positions
         path = tuple(path)
-        while path not in self.positions and path:
+        while path not in marks and path:
             path = path[:-1]
-        return self.positions.get(path, (1, 1))
+        return marks.get(path, (1, 1))
 
-    def problem(self, path: FieldPath, message: str) -> Problem:
-        line, col = self.where(path)
+    def problem(self, path: FieldPath, message: str, *, at_value: bool = False) -> Problem:
+        line, col = self.where(path, at_value=at_value)
         return Problem(self.file, line, col, dotted(path), message)
 
 

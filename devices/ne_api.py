@@ -140,6 +140,15 @@ def read_state(session: DeviceSession, *, timeout: float | None = None) -> NeSta
     )
 
 
+def read_kpis(session: DeviceSession) -> dict[str, float]:
+    """Only the KPIs: a subtree filter, so the NE does not build its whole state for them."""
+    data = session.get(f'<ne-state xmlns="{NS}"><kpis/></ne-state>')
+    kpis_el = data.find(f"{q('ne-state')}/{q('kpis')}")
+    if kpis_el is None:
+        raise_missing(session, "ne-state/kpis")
+    return {_text(k, "name"): _num(_text(k, "value")) for k in kpis_el.iter(q("kpi"))}
+
+
 def read_state_optional(session: DeviceSession) -> NeState | None:
     """The NE's state, or None when it does not implement the changeline state tree."""
     from changeline.errors import DeviceError, RpcError, TransientError

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lxml import etree
+
 from changeline.devices import ne_api
+from changeline.devices.configxml import canonical, config_from_data
 from changeline.errors import ChangelineError, CommandError, DeviceError, RpcError, TransientError
 
 if TYPE_CHECKING:
@@ -28,16 +32,24 @@ if TYPE_CHECKING:
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "platform_templates"
 
+# The configuration operations are the RFC 6241 datastore operations (candidate, lock,
+# validate, confirmed commit with a persist id); `config_commit` is a plain commit and the
+# confirming commit of a pending confirmed one.
+CONFIG_OPERATIONS = ("config_get", "config_edit", "config_discard", "config_validate", "config_commit",
+                     "config_confirmed_commit", "config_cancel")
 OPERATIONS = (
     "read_state", "list_images", "transfer", "install", "activate", "rollback_software", "dial_test",
-    "fetch_cdrs", "read_kpis", "drain", "restore", "config_get", "config_edit", "config_commit",
+    "fetch_cdrs", "read_kpis", "drain", "restore", *CONFIG_OPERATIONS,
 )
-CONFIG_OPERATIONS = ("config_get", "config_edit", "config_commit")
+# Load a change through the candidate and commit it with a confirm timer (config_change, and
+# the restore a rollback or an undo does).
+_CHANGE = ("config_get", "config_edit", "config_discard", "config_validate", "config_confirmed_commit",
+           "config_commit")
 
 # What every atom (and its undo) asks of its NE's platform.
 ATOM_NEEDS: dict[str, tuple[str, ...]] = {
-    "precheck": ("read_state",),
-    "backup": CONFIG_OPERATIONS,  # reads state too when the platform can, for the evidence
+    "precheck": ("read_state",),  # and who holds the candidate lock, on a platform with datastores
+    "backup": ("config_get",),  # reads state too when the platform can, for the version and evidence
     "transfer_software": ("list_images", "transfer", "read_state"),
     "install_software": ("list_images", "install"),
     "activate_software": ("read_state", "activate", "rollback_software"),
@@ -45,11 +57,11 @@ ATOM_NEEDS: dict[str, tuple[str, ...]] = {
     "restore_traffic": ("read_state", "restore"),
     "dial_test": ("dial_test",),
     "billing_check": ("dial_test", "fetch_cdrs"),
-    "kpi_check": ("read_state",),
+    "kpi_check": ("read_kpis",),
     "validate_upgrade": ("config_get",),  # and the state when the platform reports it
-    "config_change": CONFIG_OPERATIONS,
-    "confirm_commit": ("config_commit",),
-    "rollback": CONFIG_OPERATIONS,
+    "config_change": (*_CHANGE, "config_cancel"),  # undo cancels a pending commit, then restores
+    "confirm_commit": ("config_commit", "config_get"),  # reads running when nothing is pending
+    "rollback": _CHANGE,  # software operations when the backup names a version, dial_test for verify scenarios
 }
 
 
@@ -80,7 +92,7 @@ class Platform:
 
 _NETCONF_CONTRACT = {op: "netconf" for op in OPERATIONS if op not in ("transfer", "fetch_cdrs")}
 _NETCONF_CONTRACT.update(transfer="sftp", fetch_cdrs="sftp")
-_DATASTORE = {op: "netconf" for op in CONFIG_OPERATIONS}
+_DATASTORE = {op: "netconf" for op in CONFIG_OPERATIONS}  # the RFC 6241 RPCs
 
 _MML_RETCODE = r"RETCODE = (?P<code>\d+)\s+(?P<text>.*)"
 
@@ -235,6 +247,11 @@ class Driver:
         self.platform, self.session = platform, session
         self.log = log or (lambda message: None)
 
+    def require(self, *operations: str) -> None:
+        """Refuse, before anything is changed, work that would need an operation this platform lacks."""
+        for operation in operations:
+            self._way(operation)
+
     def _way(self, operation: str) -> str | tuple[Command, ...]:
         way = self.platform.operations.get(operation)
         if way is None:
@@ -280,6 +297,14 @@ class Driver:
         except (CommandError, RpcError):
             return None
 
+    def reports_state(self) -> bool:
+        """Does this NE report its state? Asked once per session: a generic server may load the
+        changeline YANG module (so it advertises the namespace) without the NE behind it."""
+        facts = self.session.facts
+        if "reports_state" not in facts:
+            facts["reports_state"] = self.read_state_optional() is not None
+        return bool(facts["reports_state"])
+
     def list_images(self) -> list[ne_api.Image]:
         if self._way("list_images") == "netconf":
             return ne_api.list_images(self.session)
@@ -287,7 +312,7 @@ class Driver:
 
     def read_kpis(self) -> dict[str, float]:
         if self._way("read_kpis") == "netconf":
-            return ne_api.read_state(self.session).kpis
+            return ne_api.read_kpis(self.session)
         return kpis_from_rows(self._cli("read_kpis")[0]["dsp_kpi.textfsm"])
 
     # software
@@ -329,6 +354,105 @@ class Driver:
     def fetch_cdrs(self) -> list[dict[str, str]]:
         self._way("fetch_cdrs")
         return ne_api.read_cdrs(self.session)
+
+    def remove_file(self, remote: str) -> None:
+        """Take back a file `transfer` put on the NE (a transfer's undo)."""
+        self._way("transfer")
+        self.session.sftp.remove(remote)
+
+    # configuration: RFC 6241 datastores. Which of their optional capabilities the NE has
+    # (:startup, :validate, :confirmed-commit) is learned from its hello, not from the platform.
+    def _datastore(self, operation: str) -> None:
+        if self._way(operation) != "netconf":
+            raise PlatformError(f"{self.session.endpoint.name}: platform {self.platform.name!r} maps {operation} "
+                                "to commands; the driver does configuration over NETCONF datastores only")
+
+    def has(self, capability: str) -> bool:
+        """Does the NE advertise this NETCONF capability (`:candidate`, `:startup`, ...)?"""
+        return self.session.has_capability(capability)
+
+    def config_get(self, source: str = "running") -> bytes:
+        """A datastore's configuration in canonical form: what backups store and compare."""
+        self._datastore("config_get")
+        return canonical(config_from_data(self.session.get_config(source)))
+
+    def config_startup(self) -> bytes | None:
+        """The startup configuration, or None when the NE has no startup datastore or nothing in it."""
+        self._datastore("config_get")
+        if not self.has(":startup"):
+            return None
+        try:
+            return self.config_get("startup")
+        except RpcError as err:
+            # A server may have no startup yet (nothing copied to it): that is its absence.
+            if err.tag not in ("invalid-value", "data-missing", "operation-failed"):
+                raise
+            return None
+
+    @contextmanager
+    def config_locked(self) -> Iterator[None]:
+        """The candidate locked for this session while a change is loaded and committed."""
+        self._datastore("config_edit")
+        with self.session.locked("candidate"):
+            yield
+
+    def config_lock_holder(self) -> int | None:
+        """Who holds the candidate lock (0: held, holder not said), None when it is free or the
+        platform has no datastores to lock. Tries to take it and gives it straight back."""
+        if not self.platform.supports("config_edit"):
+            return None
+        self._datastore("config_edit")
+        try:
+            self.session.lock("candidate")
+        except RpcError as err:
+            if "lock-denied" in (err.tag, (err.evidence or {}).get("tag")):
+                found = re.search(r"session-id>\s*(\d+)", str((err.evidence or {}).get("info") or ""))
+                return int(found.group(1)) if found else 0
+            raise
+        self.session.unlock("candidate")
+        return None
+
+    def config_edit(self, change: etree._Element, *, default_operation: str = "merge") -> None:
+        """Load a `<config>` into the candidate."""
+        self._datastore("config_edit")
+        self.session.edit_config(change, target="candidate", default_operation=default_operation)
+
+    def config_discard(self) -> None:
+        self._datastore("config_discard")
+        self.session.discard_changes()
+
+    def config_validate(self, config: bytes) -> bool:
+        """Validate a configuration; False when the NE cannot (no :validate). The content is sent
+        inline rather than `<source><candidate/>`: on yuma123 netconfd a validate of the candidate
+        datastore made the next commit a no-op (seen in tests/atoms/test_generic_atoms_thirdparty.py)."""
+        self._datastore("config_validate")
+        if not self.has(":validate"):
+            return False
+        self.session.validate(etree.fromstring(config))
+        return True
+
+    def config_commit(self, *, persist_id: str | None = None) -> None:
+        """Commit the candidate, or with `persist_id` confirm that pending confirmed commit."""
+        self._datastore("config_commit")
+        self.session.commit(persist_id=persist_id)
+
+    def config_confirmed_commit(self, timeout_s: int, *, persist: str | None = None) -> None:
+        """Commit that reverts by itself after `timeout_s` unless confirmed; with `persist` the
+        confirmation may come on another session (the engine may reconnect or restart)."""
+        self._datastore("config_confirmed_commit")
+        self.session.commit(confirmed=True, timeout=timeout_s, persist=persist)
+
+    def config_cancel(self, persist_id: str | None = None) -> None:
+        self._datastore("config_cancel")
+        self.session.cancel_commit(persist_id=persist_id)
+
+    def config_save(self) -> bool:
+        """Copy running to startup so it survives a reload; False when the NE has no startup."""
+        self._datastore("config_commit")
+        if not self.has(":startup"):
+            return False
+        self.session.copy_config("running", "startup")
+        return True
 
 
 def driver_for(host: Any, session: DeviceSession, *, log: Callable[[str], None] | None = None) -> Driver:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import selectors
 import socket
 import threading
 import time
@@ -21,13 +22,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import ncclient.transport.session as _nc_session
 import paramiko
 from lxml import etree
-from ncclient import manager as nc_manager
+from ncclient.manager import Manager, make_device_handler
 from ncclient.operations import RPCError as NcRPCError
 from ncclient.operations.errors import TimeoutExpiredError
+from ncclient.transport import SSHSession
 from ncclient.transport import errors as nc_errors
+from ncclient.transport.parser import DefaultXMLParser, SAXFilterXMLNotFoundError
+from ncclient.transport.session import NetconfBase
 from ncclient.xml_ import to_ele
 
 from changeline.devices.configxml import NC_NS
@@ -50,10 +53,96 @@ log = logging.getLogger("changeline.session")
 for _channel in ("paramiko.transport", "ncclient.transport.ssh"):
     logging.getLogger(_channel).setLevel(logging.CRITICAL)
 
-# ncclient's session thread only looks at its send queue once per TICK (0.1 s by
-# default), which adds ~90 ms to every RPC on an idle session (../shared/MACHINE.md).
-# 10 ms keeps RPCs fast while idle session threads still sleep almost all the time.
-_nc_session.TICK = float(os.environ.get("CHANGELINE_NCCLIENT_TICK", "0.01"))
+# ncclient queues each outgoing message for its session thread, which looks at the queue
+# once per TICK (0.1 s): every RPC on an idle session waited ~90 ms (../shared/MACHINE.md),
+# and a short TICK instead costs CPU in proportion to the sessions open at once (at 0.01 s,
+# 100 wake-ups a second per session were ~40% of the session layer's CPU while NEs waited
+# on their devices: bench/sim_scale.py --device-sessions). _NetconfSession writes from the
+# caller's thread, and its thread only reads: it sleeps until data or the close arrives.
+READ_WAKE_S = 5.0  # a bound only: the channel wakes the reader on data and on close
+
+
+class _NetconfSession(SSHSession):
+    """ncclient's SSH session, but `send` frames and writes the message itself (RFC 6242:
+    end-of-message framing for the hello and base:1.0, chunked framing once both sides said
+    base:1.1), within `send_timeout_s`. A write cut short leaves the framing broken, so the
+    session is closed and the caller sees it dropped."""
+
+    send_timeout_s: float = 30.0
+    connect_timeout_s: float = 30.0
+
+    def __init__(self, device_handler) -> None:
+        super().__init__(device_handler)
+        self._write_lock = threading.Lock()
+
+    def _auth(self, *args, **kwargs) -> None:
+        # The NETCONF channel is opened right after the login, and paramiko waits for the NE
+        # to answer that open for its channel_timeout, an hour by default: an NE that accepted
+        # the connection on its way down (a restart) held a probe for that long.
+        self._transport.channel_timeout = self.connect_timeout_s
+        super()._auth(*args, **kwargs)
+
+    def run(self) -> None:
+        """ncclient's session loop without the send queue (Session.run, ncclient 0.7)."""
+        try:
+            selector = selectors.DefaultSelector()
+            self._transport_register(selector, selectors.EVENT_READ)
+            while True:
+                if selector.select(timeout=READ_WAKE_S):
+                    data = self._transport_read()
+                elif self._channel is not None and not self._channel.closed:
+                    continue  # an idle session
+                else:
+                    data = b""  # closed without waking us (closing the channel closes its pipe)
+                if data:
+                    try:
+                        self.parser.parse(data)
+                    except SAXFilterXMLNotFoundError:  # as ncclient: a reply its SAX filter cannot take
+                        self.parser = DefaultXMLParser(self)
+                        self.parser.parse(data)
+                elif self._closing.is_set():
+                    break  # the end of a session we closed
+                else:
+                    raise nc_errors.SessionCloseError(self._buffer.getvalue())
+        except Exception as err:
+            self._dispatch_error(err)
+            self.close()
+
+    def send(self, message: str) -> None:
+        if not self.connected:
+            raise nc_errors.TransportError("Not connected to NETCONF server")
+        data = message.encode()
+        if self._base == NetconfBase.BASE_11:
+            data = b"\n#%d\n%s\n##\n" % (len(data), data)
+        else:
+            data += b"]]>]]>"
+        with self._write_lock:
+            try:
+                self._channel.settimeout(self.send_timeout_s)
+                while data:  # not sendall: it spins forever once the channel has sent its EOF
+                    sent = self._channel.send(data)
+                    if sent <= 0:
+                        raise nc_errors.SessionCloseError(self._buffer.getvalue(), data)
+                    data = data[sent:]
+            except Exception as err:
+                self.close()
+                raise nc_errors.TransportError(f"NETCONF write failed: {type(err).__name__} {err}".strip()) from err
+
+
+def _connect_netconf(*, device_params: dict, manager_params: dict, send_timeout_s: float, **connect) -> Manager:
+    """ncclient.manager.connect_ssh with _NetconfSession as the transport."""
+    handler = make_device_handler(device_params)
+    handler.add_additional_ssh_connect_params(connect)
+    session = _NetconfSession(handler)
+    session.send_timeout_s = send_timeout_s
+    session.connect_timeout_s = connect.get("timeout") or send_timeout_s
+    try:
+        session.connect(**connect)
+    except Exception:
+        if session.transport:
+            session.close()
+        raise
+    return Manager(session, handler, **manager_params)
 
 
 @dataclass(frozen=True)
@@ -94,45 +183,6 @@ def _open_socket(endpoint: Endpoint, port: int) -> socket.socket:
         raise ConnectError(f"connect to {endpoint.hostname}:{port} failed: {err.strerror or err}", host=endpoint.name) from err
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-
-
-class _ConnectWatchdog:
-    """Ends a NETCONF connect that outlives its timeout by shutting its socket down.
-
-    ncclient opens the NETCONF channel with paramiko's default channel timeout (an hour) and
-    offers no way to pass ours: a channel open left unanswered (seen once while an NE restarted
-    for a rollback on a busy machine; that transport's reader thread was gone) held the rollback
-    for that hour. The socket is shut down, which ends a live reader, and the transport over it
-    is closed, which ends the wait even without one: the open fails at once, the caller retries."""
-
-    def __init__(self, sock: socket.socket, seconds: float | None) -> None:
-        self._sock, self._lock, self.fired, self._done = sock, threading.Lock(), False, False
-        self._timer = threading.Timer(seconds, self._fire) if seconds is not None else None
-        if self._timer is not None:
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:  # never cut a connect that has already finished
-            if self._done:
-                return
-            self.fired = True
-        try:
-            self._sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
-        # ncclient keeps its Transport to itself until the connect returns: find it by socket.
-        for transport in list(paramiko.transport._active_threads):
-            if transport.sock is self._sock:
-                transport.close()
-
-    def finish(self) -> bool:
-        """Stop watching; True when the watchdog had already cut the connect."""
-        if self._timer is not None:
-            self._timer.cancel()
-        with self._lock:
-            self._done = True
-            return self.fired
 
 
 def _listening(endpoint: Endpoint, port: int) -> bool:
@@ -257,6 +307,10 @@ def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
         return mismatch
     if isinstance(err, TimeoutExpiredError):
         return DeviceTimeout(f"NETCONF reply timed out: {err}", host=endpoint.name)
+    if isinstance(err, paramiko.SSHException) and "Timeout opening channel" in str(err):
+        # Logged in, but the NE never answered the channel open (one on its way down for a
+        # restart): transient, so an NE's restart probes try again instead of giving up.
+        return DeviceTimeout(f"NETCONF channel open timed out: {err}", host=endpoint.name)
     if isinstance(err, (nc_errors.SessionCloseError, nc_errors.TransportError, EOFError, ConnectionError)):
         return SessionDropped(f"NETCONF session dropped: {type(err).__name__} {err}".strip(), host=endpoint.name)
     if isinstance(err, (socket.timeout, TimeoutError)):
@@ -395,20 +449,17 @@ class DeviceSession:
         connect_s = self._bounded(ep.timeout)
         hostkey = known_host_key(ep, ep.netconf_port)
         sock = _open_socket(ep, ep.netconf_port)
-        watchdog = _ConnectWatchdog(sock, connect_s)
         try:
-            nc = nc_manager.connect_ssh(
+            self._nc = _connect_netconf(
                 host=ep.hostname, port=ep.netconf_port, username=ep.username, password=ep.password,
                 key_filename=ep.key_file, allow_agent=False, look_for_keys=False,
                 hostkey_verify=True, hostkey_b64=hostkey.get_base64(), sock=sock,
                 timeout=connect_s, manager_params={"timeout": self.rpc_timeout},
                 device_params={"name": self._platform.netconf_device or "default"},
+                send_timeout_s=self.rpc_timeout,
             )
         except Exception as err:
             sock.close()
-            if watchdog.finish():
-                raise DeviceTimeout(f"NETCONF connect did not finish within {connect_s:.0f} s",
-                                    host=ep.name) from err
             mapped = _map_nc_error(err, ep)
             if isinstance(mapped, AuthenticationError) and not _listening(ep, ep.netconf_port):
                 # Older paramiko reports a connection that died mid-login as a plain
@@ -417,10 +468,6 @@ class DeviceSession:
                 mapped = SessionDropped("NETCONF connection dropped during login; the NE stopped listening",
                                         host=ep.name)
             raise mapped from err
-        if watchdog.finish():  # cut just as it finished: its socket is dead
-            nc._session.close()
-            raise DeviceTimeout(f"NETCONF connect did not finish within {connect_s:.0f} s", host=ep.name)
-        self._nc = nc
         return self._nc
 
     @property
@@ -441,7 +488,7 @@ class DeviceSession:
         limit = self._bounded(_timeout)
         nc = self._nc
         if limit is not None and nc is not None:
-            nc.timeout = max(0.5, limit)
+            nc.timeout = nc._session.send_timeout_s = max(0.5, limit)
         try:
             return fn(*args, **kwargs)
         except NcRPCError as err:
@@ -455,7 +502,7 @@ class DeviceSession:
             raise mapped from err
         finally:
             if limit is not None and nc is not None:
-                nc.timeout = self.rpc_timeout
+                nc.timeout = nc._session.send_timeout_s = self.rpc_timeout
 
     def get(self, filter_xml: str | None = None, *, timeout: float | None = None) -> etree._Element:
         """`timeout` bounds this one RPC (e.g. probes while an NE restarts) instead of rpc_timeout."""
@@ -594,7 +641,8 @@ class DeviceSession:
         try:
             client.connect(ep.hostname, port=ep.ssh_port, username=ep.username, password=ep.password,
                            key_filename=ep.key_file, allow_agent=False, look_for_keys=False, sock=sock,
-                           timeout=ep.timeout, banner_timeout=ep.timeout, auth_timeout=ep.timeout)
+                           timeout=ep.timeout, banner_timeout=ep.timeout, auth_timeout=ep.timeout,
+                           channel_timeout=ep.timeout)  # paramiko's default: an hour
             self._ssh = client
             self._sftp = client.open_sftp()
             self._sftp.get_channel().settimeout(ep.timeout)

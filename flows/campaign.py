@@ -32,6 +32,7 @@ from changeline.flows import probe as service_probe
 from changeline.flows.locks import NeLocks, lock_names
 from changeline.flows.ne_flow import Admission, NEOutcome, admitted_by, ne_change_subflow, time_scale
 from changeline.flows.turns import Settling, StartTurn, WorkSlots, lookahead
+from changeline.flows.workers import run_on_worker
 from changeline.models.waves import Wave
 
 
@@ -247,8 +248,8 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
                         if refusal is not None:
                             return _untouched(host, *refusal)
                         board.running(host.name)
-                        return _run_on_worker(ne_deployment, chosen[host.name].file, inventory, host,
-                                              campaign_id, params or {}, on_anomaly, pause_timeout_s)
+                        return run_on_worker(ne_deployment, chosen[host.name].file, inventory, host,
+                                             campaign_id, params or {}, on_anomaly, pause_timeout_s)
                 # Its run is made and running before the NE waits for its turn (admission), so the
                 # ~1 s of Prefect bookkeeping that starts a run holds no lock, pool turn or slot.
                 with StartTurn(starting) as turn, admitted_by(lambda: admission(host, plan, turn, rank)):
@@ -366,22 +367,6 @@ class WaveMarker:
 @task(cache_policy=NO_CACHE, persist_result=False, task_run_name="wave {name} ({size} NEs)")
 def _wave(name: str, size: int, marker: WaveMarker) -> str:
     return marker.wait()
-
-
-def _run_on_worker(deployment: str, model_file: str, inventory: str, host, campaign_id: str,
-                   params: dict[str, Any], on_anomaly: str | None, pause_timeout_s: int) -> dict[str, Any]:
-    """One NE as a run of the ne-change deployment; its outcome comes back through the shared
-    CHANGELINE_HOME (journal and evidence), which every worker must mount."""
-    from prefect.deployments import run_deployment
-
-    run = run_deployment(deployment, timeout=None, as_subflow=True, parameters={
-        "model": model_file, "inventory": inventory, "ne": host.name, "campaign_id": campaign_id,
-        "params": params, "on_anomaly": on_anomaly, "pause_timeout_s": pause_timeout_s})
-    outcome_file = stores.evidence_dir(campaign_id, host.name) / "outcome.json"
-    if outcome_file.is_file():
-        return json.loads(outcome_file.read_text())
-    state = run.state.name if run.state else "unknown"
-    return _untouched(host, policy.FAILED, f"worker run {run.name} ended {state} without an outcome")
 
 
 # Statuses an NE keeps when its campaign runs again: it ended, or it can never start. A

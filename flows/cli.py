@@ -155,6 +155,9 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
                  pause_timeout_s: int, lock_wait_s: float = 30.0, ne_deployment: str | None = None,
                  quiet: bool = False) -> dict:
     names = [h.name for h in preflight(models, inventory, targets, params)]
+    stores.journal()  # a bad or unreachable CHANGELINE_STATE_URL fails here, before a server or an NE
+    if ne_deployment:
+        policy.worker_lease_s(os.environ.get(policy.WORKER_LEASE_SETTING))  # and a bad worker lease
     api = connect_to_prefect()
     _check_deployment(ne_deployment, api)
     from changeline.flows.campaign import campaign
@@ -236,7 +239,7 @@ def resume(campaign_id: str = typer.Argument(..., help="the campaign id to resum
     args = stores.journal().campaign_args(campaign_id)
     if args is None:
         raise InputError(Problem(COMMAND_LINE, 0, 0, "CAMPAIGN_ID", f"no campaign '{campaign_id}' in the journal "
-                                 f"({stores.journal().path})"))
+                                 f"({stores.journal().location})"))
     window_end = datetime.fromisoformat(args["window_end"]) if args.get("window_end") else None
     summary = run_campaign(models=args["models"], inventory=args["inventory"], targets=args["targets"],
                            campaign_id=campaign_id, params=args.get("params") or {}, on_anomaly=args.get("on_anomaly"),
@@ -292,11 +295,11 @@ def check_rollback_arguments(inventory: str, campaign_id: str, nes: list[str]) -
         if name not in hosts:
             args.problem("--ne", f"{name}: not in {inventory}")
         elif not campaign_id and not journal.runs_for(name):
-            args.problem("--ne", f"{name}: no campaign in the journal ({journal.path}) changed it")
+            args.problem("--ne", f"{name}: no campaign in the journal ({journal.location}) changed it")
     if campaign_id and not journal.entries(campaign_id):
         known = journal.campaign_args(campaign_id) is not None
-        args.problem("--campaign", f"campaign {campaign_id} changed no NE (nothing to undo in {journal.path})"
-                     if known else f"no campaign {campaign_id} in the journal ({journal.path})")
+        args.problem("--campaign", f"campaign {campaign_id} changed no NE (nothing to undo in {journal.location})"
+                     if known else f"no campaign {campaign_id} in the journal ({journal.location})")
     args.done()
     touched = [h for h in hosts.values() if h.name in nes] if nes else \
         [hosts[n] for n in sorted({e.ne for e in journal.entries(campaign_id)}) if n in hosts]
@@ -318,13 +321,14 @@ def serve(
     """Start/attach the Prefect server and serve the campaign, rollback and per-NE worker deployments."""
     check_serve_arguments(port=port, model=model, inventory=inventory, targets=targets, cron=cron,
                           timezone_name=timezone_name, window_minutes=window_minutes, limit=limit)
+    stores.journal(), stores.backups()  # a worker that cannot reach its stores says so now, not at its first NE
     api = connect_to_prefect(port)
     from prefect import serve as prefect_serve
     from prefect.schedules import Cron
 
     from changeline.flows.campaign import campaign
-    from changeline.flows.ne_flow import ne_change
     from changeline.flows.rollback_flow import rollback as rollback_flow
+    from changeline.flows.workers import ne_change_on_worker
 
     defaults = {}
     if model and inventory:
@@ -338,7 +342,7 @@ def serve(
                                                description="Roll back a campaign's NEs (or named NEs) and verify")
     # Campaigns started with ne_deployment="ne-change/worker" hand each NE to whichever
     # process serves this deployment (this one, or `changeline serve` on other machines).
-    worker_dep = ne_change.to_deployment(name="worker", description="Change one NE (dispatched by a campaign)")
+    worker_dep = ne_change_on_worker.to_deployment(name="worker", description="Change one NE (dispatched by a campaign)")
     typer.echo(f"Prefect UI: {ui_url(api)}  (deployments: campaign/campaign, rollback/one-click, ne-change/worker)")
     os.environ.setdefault("PREFECT_RUNNER_POLL_FREQUENCY", "2")
     prefect_serve(campaign_dep, rollback_dep, worker_dep, limit=limit)

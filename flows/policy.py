@@ -83,3 +83,56 @@ def dispatch_order(hosts: Sequence, estimate_s: Mapping[str, float]) -> list:
         else:
             remaining[host.name] = estimate_s[host.name]
     return [host for _, host in sorted(enumerate(hosts), key=lambda item: (-remaining[item[1].name], item[0]))]
+
+
+# --- NEs on workers (flows.workers) -------------------------------------------------------
+
+WORKER_LEASE_SETTING = "CHANGELINE_WORKER_LEASE_S"
+# A worker silent this long is taken for dead: long against its heartbeat (a sixth of it) and
+# a busy machine's stalls, short against a change window.
+WORKER_LEASE_S = 60.0
+BEATS_PER_LEASE = 6
+
+
+def worker_lease_s(raw: str | None) -> float:
+    """The lease from CHANGELINE_WORKER_LEASE_S (unset: the default)."""
+    from changeline.errors import InputError, Problem
+
+    if not (raw or "").strip():
+        return WORKER_LEASE_S
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 1.0 <= value <= 3600.0:
+        raise InputError(Problem(WORKER_LEASE_SETTING, 0, 0, "", f"must be a number of seconds from 1 to 3600, "
+                                 f"not {raw.strip()[:40]!r}"))
+    return value
+
+
+# A run a worker took (Pending) has its process to start before its flow runs and heartbeats:
+# on a busy machine that took longer than a short lease, so it gets this many leases.
+STARTING_LEASES = 5
+
+
+@dataclass
+class Liveness:
+    """Is a worker's run alive? Fed what the campaign sees at each look, on its own monotonic
+    clock (no two machines' clocks are compared)."""
+
+    lease_s: float
+    _seen: object = None
+    _since: float | None = None
+
+    def lost(self, now: float, *, phase: str, beat: object) -> bool:
+        """`phase`: "waiting" (no worker took the run yet: the worker pool's business, not a
+        death), "starting" (a worker took it: Pending) or "running" (its flow runs: Running,
+        Paused); `beat`: what the store holds for the attempt (worker and heartbeat count)."""
+        if phase == "waiting":
+            self._since = None
+            return False
+        if self._since is None or (phase, beat) != self._seen:
+            self._seen, self._since = (phase, beat), now
+            return False
+        allowed = self.lease_s * (STARTING_LEASES if phase == "starting" else 1)
+        return now - self._since > allowed

@@ -1,7 +1,11 @@
-"""Where the line keeps what must survive the engine: journal, backups, reports.
+"""Where the line keeps what must survive the engine: state store, backups, reports.
 
-All under `CHANGELINE_HOME` (default `.changeline` in the working directory), so a
-resumed or re-run campaign on the same machine finds what the crashed one wrote.
+The state store (journal, baselines, step progress, run state) and the backups live in
+PostgreSQL when `CHANGELINE_STATE_URL` is set (postgresql://USER:PASSWORD@HOST:PORT/DB),
+shared by the campaign and every worker on any machine; otherwise in SQLite and files under
+`CHANGELINE_HOME` (default `.changeline` in the working directory), so a resumed or re-run
+campaign on the same machine finds what the crashed one wrote. Evidence and reports are
+always files under CHANGELINE_HOME.
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from changeline.arguments import path_name_problem
-from changeline.state.backups import BackupStore
 from changeline.errors import InputError, Problem, quoted
+from changeline.state.api import Backups, StateStore
+from changeline.state.backups import BackupStore, DatabaseBackups
+from changeline.state.database import SETTING, PostgresDatabase
 from changeline.state.journal import Journal
 
 
@@ -20,22 +26,31 @@ def home() -> Path:
     return Path(os.environ.get("CHANGELINE_HOME", ".changeline")).resolve()
 
 
-@lru_cache(maxsize=8)
-def _journal(path: str) -> Journal:
-    return Journal(path)
+def state_url() -> str | None:
+    return os.environ.get(SETTING, "").strip() or None
 
 
 @lru_cache(maxsize=8)
-def _backups(path: str) -> BackupStore:
-    return BackupStore(path)
+def _postgres(url: str) -> PostgresDatabase:
+    return PostgresDatabase(url)  # one connection pool per process and URL; a bad URL is refused here
 
 
-def journal() -> Journal:
-    return _journal(str(home() / "state" / "journal.sqlite"))
+@lru_cache(maxsize=8)
+def _journal(url: str | None, path: str) -> Journal:
+    return Journal(_postgres(url) if url else path)
 
 
-def backups() -> BackupStore:
-    return _backups(str(home() / "backups"))
+@lru_cache(maxsize=8)
+def _backups(url: str | None, path: str) -> Backups:
+    return DatabaseBackups(_postgres(url)) if url else BackupStore(path)
+
+
+def journal() -> StateStore:
+    return _journal(state_url(), str(home() / "state" / "journal.sqlite"))
+
+
+def backups() -> Backups:
+    return _backups(state_url(), str(home() / "backups"))
 
 
 def evidence_dir(campaign_id: str, ne: str | None = None) -> Path:

@@ -8,8 +8,9 @@ The API the flows use (all pure: no device I/O, no clock):
     waves = plan_waves(model, eligible_hosts)                           # -> [Wave(name, hosts)]
     campaign = plan_campaign(model, hosts, params)                      # -> CampaignPlan
 
-A `Step` is one atom call with its arguments rendered (templates filled in), checked
-against the atom's argument schema and completed with its defaults, so a flow passes
+A `Step` is one atom call with its arguments prepared the one way lint and the runner
+prepare them too (`changeline.models.step_args`: templates rendered, nulls left out,
+the atom's defaults filled in, checked against its argument schema), so a flow passes
 `step.args` straight to `changeline.engine.runner.execute(step.atom, ctx, step.args)`.
 
 `on_failure` tells the flow what to do when the step fails:
@@ -36,14 +37,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import jsonschema
-
 from changeline.devices.inventory import Host
 from changeline.devices.platforms import atom_problem, platform_can
 from changeline.errors import InputError, Problem
-from changeline.models import templates
+from changeline.models import step_args, templates
 from changeline.models.model import CampaignPolicy, Model, StepSpec
-from changeline.models.schema import ON_FAILURE, located_messages
+from changeline.models.schema import ON_FAILURE
 from changeline.models.validate import default_catalogue, default_registry, load_model
 from changeline.models.waves import Wave, plan_waves
 from changeline.yamlsource import FieldPath
@@ -234,6 +233,14 @@ def compile_for_host(model: Model, host: Host, params: dict[str, Any] | None = N
             problems.append(model.source.problem(spec.path + ("atom",), refused))
             continue
         step = _compile_step(model, spec, registry[spec.atom], context, host, problems, on_anomaly)
+        if step is not None and step.atom == "rollback" and step.args.get("verify_scenarios") \
+                and not platform_can(host.platform, "dial_test"):
+            # Found here rather than when the step runs: the NE would be rolled back and then
+            # the verification refused, leaving the operator to find out why at the NE.
+            problems.append(model.source.problem(spec.path + ("with", "verify_scenarios"),
+                                                 f"{host.name}: platform {host.platform!r} has no dial_test "
+                                                 "operation to verify a rollback with"))
+            continue
         if step is not None:
             steps.append(step)
     rollback = _rollback_plan(model, steps, context, host, registry, problems)
@@ -253,11 +260,7 @@ def _check_on_anomaly(on_anomaly: str | None) -> None:
 
 def _compile_step(model: Model, spec: StepSpec, module, context: dict[str, Any], host: Host,
                   problems: list[Problem], on_anomaly: str | None) -> Step | None:
-    before = len(problems)
-    args = _render(spec.args, context, spec.path + ("with",), model, host, problems)
-    if len(problems) > before:
-        return None
-    args = _checked_args(module.SPEC.args_schema, args, spec, model, host, problems)
+    args = _prepared_args(module.SPEC.args_schema, spec.args, context, spec.path + ("with",), model, host, problems)
     if args is None:
         return None
     atom = module.SPEC
@@ -271,38 +274,20 @@ def _compile_step(model: Model, spec: StepSpec, module, context: dict[str, Any],
     )
 
 
+def _prepared_args(schema: dict[str, Any], args: dict[str, Any], context: dict[str, Any] | None, path: FieldPath,
+                   model: Model, host: Host, problems: list[Problem]) -> dict[str, Any] | None:
+    """The atom's arguments for this NE (changeline.models.step_args), or None with the problems
+    added at the model's fields."""
+    prepared = step_args.prepare(schema, args, context)
+    problems.extend(model.source.problem(path + p.path, f"{host.name}: {p.message}") for p in prepared.problems)
+    return None if prepared.problems else prepared.args
+
+
 def _render(value: Any, context: dict[str, Any], path: FieldPath, model: Model, host: Host,
             problems: list[Problem]) -> Any:
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            rendered = _render(item, context, path + (key,), model, host, problems)
-            if rendered is not templates.OMIT:
-                out[key] = rendered
-        return out
-    if isinstance(value, list):
-        rendered_items = (_render(v, context, path + (i,), model, host, problems) for i, v in enumerate(value))
-        return [v for v in rendered_items if v is not templates.OMIT]
-    try:
-        return templates.render_value(value, context)
-    except templates.RenderError as err:
-        problems.append(model.source.problem(path, f"{host.name}: {err.args[0]}"))
-        return templates.OMIT
-
-
-def _checked_args(schema: dict[str, Any], args: dict[str, Any], spec: StepSpec, model: Model, host: Host,
-                  problems: list[Problem]) -> dict[str, Any] | None:
-    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(args))
-    for err in errors:
-        for where, message in located_messages(err, tuple(err.absolute_path)):
-            problems.append(model.source.problem(spec.path + ("with",) + where, f"{host.name}: {message}"))
-    if errors:
-        return None
-    filled = dict(args)
-    for key, prop in schema.get("properties", {}).items():
-        if key not in filled and isinstance(prop, dict) and "default" in prop:
-            filled[key] = prop["default"]
-    return filled
+    rendered, found = step_args.render(value, context)
+    problems.extend(model.source.problem(path + p.path, f"{host.name}: {p.message}") for p in found)
+    return templates.OMIT if found else rendered
 
 
 def _rollback_plan(model: Model, steps: list[Step], context: dict[str, Any], host: Host, registry,
@@ -326,9 +311,7 @@ def _rollback_plan(model: Model, steps: list[Step], context: dict[str, Any], hos
     args: dict[str, Any] = {"verify_scenarios": scenarios}
     if rb.restart_timeout_s is not None:
         args["restart_timeout_s"] = rb.restart_timeout_s
-    verify_spec = StepSpec(name="rollback-verify", stage="rollback", atom="rollback", args=args,
-                           path=("spec", "rollback", "verify"))
-    args = _checked_args(atom.args_schema, args, verify_spec, model, host, problems) or args
+    args = _prepared_args(atom.args_schema, args, None, ("spec", "rollback", "verify"), model, host, problems) or args
     verify = Step(name="rollback-verify", stage="rollback", atom="rollback", args=args, timeout_s=None,
                   retries=atom.transient_retries, on_failure="pause", gate=False, mutating=True,
                   estimate_s=float(atom.estimate_s), manual_minutes=float(atom.manual_minutes))

@@ -24,26 +24,24 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-import jsonschema
 from jinja2 import TemplateError
 
 from changeline.catalogue import NE_NAMESPACE
 from changeline.errors import InputError, Problem
 from changeline.errors import credential_kind as secret_value  # one detector for every input kind
-from changeline.models import templates
+from changeline.models import step_args, templates
 from changeline.models.model import Parameter
-from changeline.models.schema import KINDS, PARAMETER_TYPES, located_messages
+from changeline.models.schema import KINDS, PARAMETER_TYPES
 from changeline.yamlsource import FieldPath, SourceMap
 
 NE_NS = NE_NAMESPACE
 # Atoms whose effect the `rollback` atom reverses from the backup (software and configuration),
 # so either rollback strategy covers them even without an undo of their own.
 RESTORED_FROM_BACKUP = frozenset({"config_change", "confirm_commit", "install_software", "activate_software"})
-_UNKNOWN = object()  # a value that needs an inventory fact or a required parameter: checked at compile
 
 
 @dataclass
@@ -65,18 +63,6 @@ class _Step:
         return self.raw.get("gate") is True
 
 
-@dataclass
-class _Rendered:
-    args: dict[str, Any]
-    unknown: set[FieldPath] = field(default_factory=set)
-
-    def known(self, *keys: str | int) -> Any:
-        """The rendered value at `keys` inside `with`, or _UNKNOWN."""
-        if any(tuple(keys[:depth + 1]) in self.unknown for depth in range(len(keys))):
-            return _UNKNOWN
-        return _get(self.args, keys)
-
-
 def lint(raw: Any, source: SourceMap, *, registry: dict[str, ModuleType], catalogue: dict[str, Any]) -> list[Problem]:
     if not isinstance(raw, dict):
         return []
@@ -96,7 +82,7 @@ class _Lint:
         self.steps = list(self._steps())
         self.types = self._known_types()
         # rendered[step index][ne type]
-        self.rendered: dict[int, dict[str, _Rendered]] = {}
+        self.rendered: dict[int, dict[str, step_args.Prepared]] = {}
 
     def problem(self, path: FieldPath, message: str) -> None:
         self.found.setdefault((tuple(path), message), self.source.problem(tuple(path), message))
@@ -126,7 +112,8 @@ class _Lint:
                                       default=p.get("default"), has_default="default" in p,
                                       enum=tuple(p["enum"]) if isinstance(p.get("enum"), list) else None,
                                       minimum=_num(p.get("minimum")), maximum=_num(p.get("maximum")),
-                                      items=p.get("items") if p.get("items") in PARAMETER_TYPES else None)
+                                      items=p.get("items") if p.get("items") in PARAMETER_TYPES else None,
+                                      example=p.get("example"))
         return out
 
     def _steps(self) -> Iterator[_Step]:
@@ -219,6 +206,10 @@ class _Lint:
                 wrong = param.problem(param.default)
                 if wrong:
                     self.problem(where + ("default",), wrong)
+            if param.example is not None:
+                wrong = param.problem(param.example)
+                if wrong:
+                    self.problem(where + ("example",), wrong)
 
     # --- templates ---------------------------------------------------------------------
 
@@ -283,17 +274,24 @@ class _Lint:
                 stage_names.setdefault(name, i)
 
     def render_and_check_args(self) -> None:
+        """Each step's arguments prepared as compile will prepare them (changeline.models.step_args),
+        for a stand-in NE of every targeted type; values that need an inventory fact wait for compile."""
         for step in self.steps:
             if step.module is None or step.args is None:
                 continue
-            per_type: dict[str, _Rendered] = {}
+            per_type: dict[str, step_args.Prepared] = {}
+            base = step.path + ("with",)
             for ne_type in self.types or [None]:
-                rendered = self._render(step, ne_type)
-                per_type[ne_type] = rendered
-                self._check_args(step, rendered)
-            self.rendered[step.index] = {t: r for t, r in per_type.items() if t is not None}
-            for ne_type, rendered in self.rendered[step.index].items():
-                self._check_catalogue(step, ne_type, rendered)
+                prepared = step_args.prepare(step.module.SPEC.args_schema, step.args, self._context(ne_type),
+                                             complete=False)
+                for p in prepared.problems:
+                    self.problem(base + p.path, f"{p.message} (rendered from {p.template!r})" if p.template
+                                 else p.message)
+                if ne_type is not None:
+                    per_type[ne_type] = prepared
+            self.rendered[step.index] = per_type
+            for ne_type, prepared in per_type.items():
+                self._check_catalogue(step, ne_type, prepared)
 
     def _context(self, ne_type: str | None) -> dict[str, Any]:
         profile = self.catalogue.get(ne_type) if ne_type else None
@@ -320,59 +318,16 @@ class _Lint:
         }
         image = _dict(self.spec.get("software")).get("image")
         if self.upgrade and isinstance(image, str):
-            try:
-                rendered = templates.render_value(image, context)
-                if isinstance(rendered, str):
-                    context["software"] = {"image": rendered, "file": rendered.rsplit("/", 1)[-1]}
-            except templates.RenderError as err:
-                if not (err.undefined or err.syntax):
-                    self.problem(("spec", "software", "image"), err.args[0])
+            rendered, found = step_args.render(image, context, complete=False)
+            for p in found:
+                self.problem(("spec", "software", "image"), p.message)
+            if isinstance(rendered, str):
+                context["software"] = {"image": rendered, "file": rendered.rsplit("/", 1)[-1]}
         return context
-
-    def _render(self, step: _Step, ne_type: str | None) -> _Rendered:
-        out = _Rendered({})
-        context = self._context(ne_type)
-        base = step.path + ("with",)
-
-        def walk(value: Any, rel: FieldPath) -> Any:
-            if isinstance(value, dict):
-                result = {}
-                for key, item in value.items():
-                    rendered = walk(item, rel + (key,))
-                    if rendered is not templates.OMIT:
-                        result[key] = rendered
-                return result
-            if isinstance(value, list):
-                return [walk(item, rel + (i,)) for i, item in enumerate(value)]
-            if not templates.is_template(value):
-                return value
-            try:
-                return templates.render_value(value, context)
-            except templates.RenderError as err:
-                out.unknown.add(rel)
-                if not (err.undefined or err.syntax):  # syntax errors are reported by check_templates
-                    self.problem(base + rel, err.args[0])
-                return _UNKNOWN
-
-        out.args = walk(step.args, ())
-        return out
-
-    def _check_args(self, step: _Step, rendered: _Rendered) -> None:
-        validator = jsonschema.Draft202012Validator(step.module.SPEC.args_schema)
-        base = step.path + ("with",)
-        for err in validator.iter_errors(rendered.args):
-            rel = tuple(err.absolute_path)
-            if any(rel[:len(u)] == u for u in rendered.unknown):
-                continue
-            for where, message in located_messages(err, rel):
-                original = _get(step.args, where)
-                if templates.is_template(original):
-                    message += f" (rendered from {original!r})"
-                self.problem(base + where, message)
 
     # --- the NE catalogue (changeline.catalogue) ---------------------------------------------
 
-    def _check_catalogue(self, step: _Step, ne_type: str, r: _Rendered) -> None:
+    def _check_catalogue(self, step: _Step, ne_type: str, r: step_args.Prepared) -> None:
         profile = self.catalogue[ne_type]
         base = step.path + ("with",)
         scenarios = list(profile.scenarios)
@@ -381,7 +336,7 @@ class _Lint:
             if not isinstance(name, str):
                 return False
             if name not in profile.scenarios:
-                self.problem(base + path, f"{ne_type} has no dial-test scenario {name!r} "
+                self.problem(base + r.written_path(path), f"{ne_type} has no dial-test scenario {name!r} "
                              f"(its scenarios: {', '.join(scenarios)})")
                 return False
             return True
@@ -476,9 +431,7 @@ class _Lint:
     def _check_confirm_time(self, change: _Step, confirm: _Step) -> None:
         between = sum(self.estimate(s) for s in self.steps if change.index < s.index < confirm.index)
         for rendered in self.rendered.get(change.index, {}).values():
-            timeout = rendered.known("confirm_timeout_s")
-            if timeout is None:
-                timeout = 120
+            timeout = rendered.known("confirm_timeout_s")  # the atom's default when not given
             if isinstance(timeout, (int, float)) and not isinstance(timeout, bool) and timeout <= between:
                 self.problem(change.path + ("with", "confirm_timeout_s") if "confirm_timeout_s" in change.args
                              else change.path + ("with",),
@@ -623,18 +576,6 @@ def _strings(value: Any, path: FieldPath) -> Iterator[tuple[FieldPath, str]]:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             yield from _strings(item, path + (i,))
-
-
-def _get(value: Any, path: FieldPath) -> Any:
-    """The value at `path` (mapping keys, list indexes), or None where there is none."""
-    for key in path:
-        if isinstance(value, dict) and key in value:
-            value = value[key]
-        elif isinstance(value, list) and isinstance(key, int) and 0 <= key < len(value):
-            value = value[key]
-        else:
-            return None
-    return value
 
 
 def _roots(text: str) -> set[str]:

@@ -33,6 +33,9 @@ class Parameter:
     minimum: float | None = None
     maximum: float | None = None
     items: str | None = None
+    # A typical value for previews and tests of a parameter that must not have a default (a
+    # capacity, an address): a run never uses it.
+    example: Any = None
 
     @property
     def optional(self) -> bool:
@@ -238,7 +241,8 @@ def build_model(raw: dict[str, Any], source: SourceMap, sha256: str) -> Model:
     parameters = {
         name: Parameter(name=name, type=p["type"], description=p["description"], default=p.get("default"),
                         has_default="default" in p, enum=tuple(p["enum"]) if "enum" in p else None,
-                        minimum=p.get("minimum"), maximum=p.get("maximum"), items=p.get("items"))
+                        minimum=p.get("minimum"), maximum=p.get("maximum"), items=p.get("items"),
+                        example=p.get("example"))
         for name, p in (spec.get("parameters") or {}).items()
     }
     stages = []

@@ -108,6 +108,9 @@ def build_model_schema(registry: dict[str, ModuleType] | None = None) -> dict[st
                 "type": {"enum": list(PARAMETER_TYPES)},
                 "description": {"type": "string", "minLength": 1},
                 "default": {"description": "value when not given with --param; null makes the parameter optional"},
+                "example": {"description": "a typical value of a parameter that must have no default (a capacity, "
+                                           "an address), checked like a default and used by the library's tests; "
+                                           "a run never uses it"},
                 "enum": {"type": "array", "minItems": 1},
                 "minimum": {"type": "number"},
                 "maximum": {"type": "number"},

@@ -13,8 +13,8 @@ A string in a step's `with` may be a template over five roots:
 
 A value that is exactly one `{{ expression }}` keeps the expression's type (a list stays a
 list, an integer an integer), so it type-checks against the atom's argument schema; any
-other template renders to a string. A value that renders to null is left out, so the
-atom's own default applies. Templates run in Jinja's immutable sandbox with undefined
+other template renders to a string. A value that renders to null is left out (from its
+mapping or list, at any depth: `changeline.models.step_args`), so the atom's own default applies. Templates run in Jinja's immutable sandbox with undefined
 names as errors: a model cannot reach Python internals or silently render an empty string.
 """
 
@@ -286,19 +286,12 @@ def _lenient_expression(expr: str):
 
 
 def render_value(value: Any, context: dict[str, Any]) -> Any:
-    """Render templates inside `value` (strings, lists, mappings) against `context`.
+    """Render one value against `context`: a template string, or anything else as it is.
 
-    Returns `OMIT` for a whole-expression template that evaluated to null.
+    Returns `OMIT` for a whole-expression template that evaluated to null. Mappings and
+    lists are walked by `changeline.models.step_args`, which drops the OMITs and knows where
+    each value was written.
     """
-    if isinstance(value, dict):
-        out = {}
-        for key, item in value.items():
-            rendered = render_value(item, context)
-            if rendered is not OMIT:
-                out[key] = rendered
-        return out
-    if isinstance(value, list):
-        return [item for item in (render_value(v, context) for v in value) if item is not OMIT]
     if not is_template(value):
         return value
     try:

@@ -6,6 +6,7 @@ Every problem is collected and raised at once as `InputError`, each as
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 from pathlib import Path
@@ -33,12 +34,35 @@ def default_catalogue() -> dict[str, Any]:
     return builtin_catalogue()
 
 
+# One run reaches a model at several levels - the CLI's preflight, the campaign flow and, on a
+# worker, each NE's flow - and each has only the file's name: validate a file's content once per
+# process. Keyed by the bytes, so an edited file is validated anew; a file that fails is not kept.
+_VALIDATED: dict[tuple[str, bytes], Model] = {}
+_VALIDATED_MAX = 64
+
+
 def load_model(path: str | Path, *, registry: dict[str, ModuleType] | None = None,
                catalogue: dict[str, Any] | None = None) -> Model:
-    """Read and validate a model file; raises InputError with every problem found."""
+    """Read and validate a model file; raises InputError with every problem found.
+
+    With the built-in atoms and catalogue, bytes this process has validated already (under
+    any name of the same file) are not parsed, schema-checked and linted again."""
     path = Path(path)
     data = read_input_file(path)  # regular files of bounded size only
-    return load_model_bytes(data, str(path), registry=registry, catalogue=catalogue)
+    if registry is not None or catalogue is not None:
+        return load_model_bytes(data, str(path), registry=registry, catalogue=catalogue)
+    key = (str(path.resolve()), data)
+    model = _VALIDATED.get(key)
+    if model is None:
+        model = load_model_bytes(data, str(path))
+        while len(_VALIDATED) >= _VALIDATED_MAX:
+            _VALIDATED.pop(next(iter(_VALIDATED)))
+        _VALIDATED[key] = model
+    if model.file == str(path):
+        return model
+    # Named another way (the CLI's relative path, the flow's absolute one): problems found
+    # later name the file as this caller does.
+    return dataclasses.replace(model, file=str(path), source=dataclasses.replace(model.source, file=str(path)))
 
 
 def load_model_bytes(data: bytes, file: str, *, registry: dict[str, ModuleType] | None = None,

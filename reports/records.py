@@ -59,7 +59,7 @@ class Configs:
 class RunRecords:
     campaign_id: str
     run_dir: Path
-    journal_path: Path
+    journal_path: str                      # where the journal is (a file, or a URL without its password)
     summary: dict[str, Any] | None
     args: dict[str, Any] | None
     started_at: float | None
@@ -104,7 +104,7 @@ def load_run(campaign_id: str, *, probes: dict[str, Any] | None = None) -> RunRe
     entries = journal.entries(campaign_id)
     if summary is None and args is None and not statuses and not written and not entries:
         raise InputError(Problem("<command line>", 0, 0, "CAMPAIGN_ID",
-                                 f"no campaign '{campaign_id}' in the journal ({journal.path}) "
+                                 f"no campaign '{campaign_id}' in the journal ({journal.location}) "
                                  f"and no records under {run_dir}"))
     in_summary = (summary or {}).get("nes") or {}
     plan = journal.plan_of(campaign_id) or {}
@@ -121,7 +121,7 @@ def load_run(campaign_id: str, *, probes: dict[str, Any] | None = None) -> RunRe
                           for step, (status, result) in journal.step_records(campaign_id, ne).items()})
     if probes is None:
         probes = _read_json(run_dir / "probes.json")
-    return RunRecords(campaign_id, run_dir, journal.path, summary, args,
+    return RunRecords(campaign_id, run_dir, journal.location, summary, args,
                       epoch((summary or {}).get("started_at")), outcomes, journals, probes)
 
 

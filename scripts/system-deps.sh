@@ -6,6 +6,8 @@
 #   libyang-tools, openssh-client - yanglint validates NE replies against the YANG modules;
 #                              `ssh -s netconf` is a third-party NETCONF client in the suite
 #   sshpass                  - the bench's Ansible peer feeds the NE password to OpenSSH sftp from the environment
+#   postgresql               - the state store's shared backend (tests/state, tests/scaleout) and the bench's
+#                              Prefect database
 set -euo pipefail
 need=()
 command -v dockerd >/dev/null || need+=(docker.io)
@@ -15,6 +17,7 @@ command -v netconfd >/dev/null || need+=(netconfd)
 command -v yanglint >/dev/null || need+=(libyang-tools)
 command -v ssh >/dev/null || need+=(openssh-client)
 command -v sshpass >/dev/null || need+=(sshpass)
+command -v pg_ctlcluster >/dev/null || need+=(postgresql)
 if [ "${CHANGELINE_BROWSER_TESTS:-1}" = 1 ]; then command -v chromium >/dev/null || need+=(chromium); fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "missing packages: ${need[*]} (run as root or install them)" >&2; exit 1; fi

@@ -10,11 +10,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 from changeline.atoms import load
 from changeline.engine.atom import AtomContext, AtomResult, scaled_timeout
 from changeline.errors import ChangelineError, InputError, Problem, RollbackFailed, StepTimeout, TransientError
+from changeline.models import step_args
+from changeline.yamlsource import dotted
 
 
 @dataclass
@@ -36,19 +36,16 @@ class Retry:
         self.delays = out
 
 
-def check_args(atom: str, args: dict[str, Any], *, where: str = "") -> dict[str, Any]:
-    """Validate against the atom's JSON Schema; fill defaults. Raises InputError naming each field."""
-    spec = load(atom).SPEC
-    validator = jsonschema.Draft202012Validator(spec.args_schema)
-    problems = [Problem(where or "<args>", 0, 0, ".".join(str(p) for p in (atom, *err.absolute_path)), err.message)
-                for err in sorted(validator.iter_errors(args), key=lambda e: list(e.absolute_path))]
-    if problems:
-        raise InputError(problems)
-    filled = dict(args)
-    for key, prop in spec.args_schema.get("properties", {}).items():
-        if key not in filled and "default" in prop:
-            filled[key] = prop["default"]
-    return filled
+def check_args(atom: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The arguments as the atom receives them, prepared the one way lint and compile prepare
+    them (changeline.models.step_args): nulls left out, defaults filled in, validated against
+    the atom's schema. Not rendered again: a compiled step's values are final. Raises
+    InputError naming the atom and each field."""
+    prepared = step_args.prepare(load(atom).SPEC.args_schema, args)
+    if prepared.problems:
+        raise InputError([Problem("<args>", 0, 0, dotted((atom, *p.path)), p.message)
+                          for p in prepared.problems])
+    return prepared.args
 
 
 def execute(atom: str, ctx: AtomContext, args: dict[str, Any], *, retry: Retry | None = None,

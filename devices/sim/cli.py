@@ -30,7 +30,7 @@ from .errors import SimError
 from .host import PASSWORD_ENV, SimHost, resolve_password
 from .images import generate_image
 from .profiles import builtin_profiles, find_type
-from .topology import DEFAULT_ADDRESS_BASE, DEFAULT_CONTROL, Topology, generate_topology, load_topology
+from .topology import DEFAULT_ADDRESS_BASE, DEFAULT_CONTROL, SIM_PLATFORMS, Topology, generate_topology, load_topology
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 
@@ -40,10 +40,14 @@ READY_TIMEOUT_S = 120.0
 
 
 def _topology(topology: Path | None, count: int | None, types: str, *, speed: float | None, bind: str | None,
-              control: str | None, address_base: str, netconf_port: int, ssh_port: int) -> Topology:
+              control: str | None, address_base: str, netconf_port: int, ssh_port: int,
+              platforms: str | None) -> Topology:
     profiles = builtin_profiles()
     if topology is not None and count is not None:
         raise InputError(Problem("<command line>", 0, 0, "--count", "use --topology or --count, not both"))
+    if topology is not None and platforms is not None:
+        raise InputError(Problem("<command line>", 0, 0, "--platform",
+                                 "goes with --count; a topology file names each NE's platform"))
     if topology is not None:
         return load_topology(topology, profiles, speed=speed, bind=bind, control=control)
     if count is None:
@@ -51,7 +55,8 @@ def _topology(topology: Path | None, count: int | None, types: str, *, speed: fl
     return generate_topology(count, [t.strip() for t in types.split(",") if t.strip()], profiles,
                              speed=speed if speed is not None else 1.0, control=control or DEFAULT_CONTROL,
                              address_base=address_base, bind=bind,
-                             ports={"netconf": netconf_port, "ssh": ssh_port})
+                             ports={"netconf": netconf_port, "ssh": ssh_port},
+                             platforms=platforms or SIM_PLATFORMS[0])
 
 
 def read_sim_json(state_dir: Path) -> dict | None:
@@ -139,6 +144,9 @@ def up(
     topology: Path = typer.Option(None, "--topology", "-t", help="Topology YAML file."),
     count: int = typer.Option(None, "--count", help="Generate N NEs instead of reading a topology."),
     types: str = typer.Option(ALL_TYPES, "--types", help="NE types for --count, comma separated."),
+    platform: str = typer.Option(None, "--platform",
+                                 help="For --count: changeline-ne (default) or changeline-mml for every NE, "
+                                      "or per type: SMF=changeline-mml,AMF=changeline-mml."),
     state_dir: Path = typer.Option(DEFAULT_STATE_DIR, "--state-dir", help="Where state files and NE data go."),
     speed: float = typer.Option(None, "--speed", help="Delay factor: 1.0 real time, 0.01 a hundred times faster."),
     foreground: bool = typer.Option(False, "--foreground/--background", help="Run in this process."),
@@ -152,7 +160,7 @@ def up(
     check_up_arguments(topology=topology, count=count, state_dir=state_dir, speed=speed, bind=bind,
                        address_base=address_base, netconf_port=netconf_port, ssh_port=ssh_port)
     topo = _topology(topology, count, types, speed=speed, bind=bind, control=control, address_base=address_base,
-                     netconf_port=netconf_port, ssh_port=ssh_port)
+                     netconf_port=netconf_port, ssh_port=ssh_port, platforms=platform)
     state_dir = state_dir.resolve()
     running = read_sim_json(state_dir)
     if running:
@@ -165,7 +173,7 @@ def up(
     argv = ["--topology", str(topology.resolve())] if topology else ["--count", str(count), "--types", types]
     argv += ["--state-dir", str(state_dir), "--address-base", address_base,
              "--netconf-port", str(netconf_port), "--ssh-port", str(ssh_port)]
-    for flag, value in (("--speed", speed), ("--bind", bind), ("--control", control)):
+    for flag, value in (("--speed", speed), ("--bind", bind), ("--control", control), ("--platform", platform)):
         if value is not None:
             argv += [flag, str(value)]
     info = start_background(argv, state_dir, password)

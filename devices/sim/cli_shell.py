@@ -3,7 +3,8 @@
 What netmiko needs (docs/platforms.md, MACHINE.md): the shell echoes input, re-prints
 the prompt on a bare Enter, ends prompts in `>` or `#`, accepts `terminal length 0` and
 `terminal width 511`, and has `enable`. The terminal line discipline (`LineReader`), the
-command resolution and the renderers are pure; `run_cli` is the thin I/O loop.
+command resolution and the renderers are pure; `serve_shell` is the thin I/O loop both
+shell personalities (this one and the MML one, mml_shell.py) run.
 """
 
 from __future__ import annotations
@@ -238,20 +239,46 @@ class CliSession:
             return [f"% Unknown scenario: {name} (this {self.ne.profile.ne_type} supports: {known})"]
         return render_dial_test(*await self.ne.dial_test(scenario))
 
+    def show(self, lines: list[str]) -> str:
+        return crlf(lines) + self.prompt
+
+    def held(self, data: str) -> str | None:
+        return None  # every key is typed into the command line
+
+
+class ShellSession(Protocol):
+    """What `serve_shell` needs of a personality's session."""
+
+    @property
+    def prompt(self) -> str: ...
+
+    async def execute(self, line: str) -> tuple[list[str], bool]:
+        """Reply lines for one typed line, and whether the session ends."""
+
+    def show(self, lines: list[str]) -> str:
+        """What to write for a reply in the shell: the lines, then the prompt (or a More prompt)."""
+
+    def held(self, data: str) -> str | None:
+        """The answer to input that is not typed into the command line (a key at a More
+        prompt), or None."""
+
+
+def crlf(lines: list[str]) -> str:
+    return "".join(f"{line}\r\n" for line in lines)
+
 
 _TERMINAL_EVENTS = (asyncssh.BreakReceived, asyncssh.SignalReceived, asyncssh.TerminalSizeChanged)
 
 
-async def run_cli(process: asyncssh.SSHServerProcess, ne: CliBackend) -> None:
-    """Serve one SSH session: a single command (`ssh ne 'show version'`) or a shell."""
-    session = CliSession(ne, privileged=True) if process.command else CliSession(ne)
+async def serve_shell(process: asyncssh.SSHServerProcess, session: ShellSession, banner: str) -> None:
+    """Serve one SSH session: a single command (`ssh ne 'show version'`) or an interactive shell."""
     if process.command:
         lines, _ = await session.execute(process.command)
-        process.stdout.write("".join(f"{line}\r\n" for line in lines))
+        process.stdout.write(crlf(lines))
         process.exit(0)
         return
     reader = LineReader()
-    process.stdout.write(f"\r\nchangeline simulated {ne.profile.ne_type} {ne.name}\r\n\r\n{session.prompt}")
+    process.stdout.write(f"\r\n{banner}\r\n\r\n{session.prompt}")
     while True:
         try:
             data = await process.stdin.read(4096)
@@ -259,6 +286,10 @@ async def run_cli(process: asyncssh.SSHServerProcess, ne: CliBackend) -> None:
             continue
         if not data:
             break
+        answer = session.held(data)
+        if answer is not None:
+            process.stdout.write(answer)
+            continue
         for kind, text in reader.feed(data):
             if kind == "echo":
                 process.stdout.write(text)
@@ -267,5 +298,10 @@ async def run_cli(process: asyncssh.SSHServerProcess, ne: CliBackend) -> None:
             if leaving:
                 process.exit(0)
                 return
-            process.stdout.write("".join(f"{line}\r\n" for line in lines) + session.prompt)
+            process.stdout.write(session.show(lines))
     process.exit(0)
+
+
+async def run_cli(process: asyncssh.SSHServerProcess, ne: CliBackend) -> None:
+    session = CliSession(ne, privileged=True) if process.command else CliSession(ne)
+    await serve_shell(process, session, f"changeline simulated {ne.profile.ne_type} {ne.name}")

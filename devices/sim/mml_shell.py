@@ -12,8 +12,8 @@ commands on its SSH shell, in the style of telecom man-machine language.
 A command is `VERB OBJECT: NAME=VALUE, ...;`. Every reply carries a RETCODE (0 is
 success, anything else the NE's refusal); long replies page behind a `---- More ----`
 prompt until `SET SCREEN: PAGING=OFF;`; `INS SOFTWARE` runs for minutes and prints
-PROGRESS lines while it works. Parsing, rendering and paging are pure; `run_mml` is the
-thin I/O loop. The configuration stays on NETCONF (docs/platforms.md).
+PROGRESS lines while it works. Parsing, rendering and paging are pure; the I/O loop is the
+CLI's (cli_shell.serve_shell). The configuration stays on NETCONF (docs/platforms.md).
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import asyncssh
 
-from .cli_shell import LineReader
+from .cli_shell import crlf, serve_shell
 from .ne_xml import format_number
 from .netconf_engine import RpcFault
 from .status import NeStatus
@@ -135,6 +136,7 @@ class MmlSession:
     paging: bool = True
     seq: int = 0
     pending: list[list[str]] = field(default_factory=list)  # pages still to show
+    progress: Callable[[str], None] | None = None  # where PROGRESS lines go while a command runs
 
     @property
     def prompt(self) -> str:
@@ -152,7 +154,7 @@ class MmlSession:
             return reply(self.ne.name, self.seq, line.strip(), parsed[0], parsed[1]), False
         command, params = parsed
         try:
-            text, body, results = await self._run(command, params, progress)
+            text, body, results = await self._run(command, params, progress or self.progress)
         except RpcFault as fault:
             return reply(self.ne.name, self.seq, line.strip(), REFUSED, fault.message), False
         except Exception:  # a bug in the simulator must not look like a hung NE to the client
@@ -207,11 +209,17 @@ class MmlSession:
         if progress:
             progress(f"PROGRESS = 100%  {what}")
 
+    def show(self, lines: list[str]) -> str:
+        return self.page_out(lines) if lines else self.prompt
+
+    def held(self, data: str) -> str | None:
+        return self.next_page(data) if self.pending else None
+
     def page_out(self, lines: list[str]) -> str:
         """What to write for a reply: all of it, or its first page and the More prompt."""
         chunks = pages(lines) if self.paging else [lines]
         self.pending = chunks[1:]
-        return _text(chunks[0]) + (MORE if self.pending else self.prompt)
+        return crlf(chunks[0]) + (MORE if self.pending else self.prompt)
 
     def next_page(self, key: str) -> str:
         """After a More prompt: Q breaks off, anything else shows the next page."""
@@ -219,47 +227,9 @@ class MmlSession:
             self.pending = []
             return "\r\n" + self.prompt
         chunk = self.pending.pop(0)
-        return "\r\n" + _text(chunk) + (MORE if self.pending else self.prompt)
-
-
-def _text(lines: list[str]) -> str:
-    return "".join(f"{line}\r\n" for line in lines)
-
-
-_TERMINAL_EVENTS = (asyncssh.BreakReceived, asyncssh.SignalReceived, asyncssh.TerminalSizeChanged)
+        return "\r\n" + crlf(chunk) + (MORE if self.pending else self.prompt)
 
 
 async def run_mml(process: asyncssh.SSHServerProcess, ne: Any) -> None:
-    """Serve one SSH session: a single command (`ssh ne 'DSP NE:;'`) or an interactive shell."""
-    session = MmlSession(ne, paging=not process.command)
-    if process.command:
-        lines, _ = await session.execute(process.command)
-        process.stdout.write(_text(lines))
-        process.exit(0)
-        return
-    reader = LineReader()
-    process.stdout.write(f"\r\nchangeline simulated {ne.profile.ne_type} {ne.name} (MML)\r\n\r\n{session.prompt}")
-
-    def progress(text: str) -> None:
-        process.stdout.write(f"{text}\r\n")
-
-    while True:
-        try:
-            data = await process.stdin.read(4096)
-        except _TERMINAL_EVENTS:
-            continue
-        if not data:
-            break
-        if session.pending:
-            process.stdout.write(session.next_page(data))
-            continue
-        for kind, text in reader.feed(data):
-            if kind == "echo":
-                process.stdout.write(text)
-                continue
-            lines, leaving = await session.execute(text, progress)
-            if leaving:
-                process.exit(0)
-                return
-            process.stdout.write(session.page_out(lines) if lines else session.prompt)
-    process.exit(0)
+    session = MmlSession(ne, paging=not process.command, progress=lambda text: process.stdout.write(f"{text}\r\n"))
+    await serve_shell(process, session, f"changeline simulated {ne.profile.ne_type} {ne.name} (MML)")

@@ -289,12 +289,45 @@ def endpoint_clashes(topology: Topology) -> list[tuple[int, str, str]]:
     return clashes
 
 
+def platform_choice(spec: str, profiles: dict[str, Profile], problems: list[Problem]) -> dict[str, str]:
+    """`--platform`: one platform for every NE (`changeline-mml`), or per NE type
+    (`SMF=changeline-mml,AMF=changeline-mml`), or both (`changeline-mml,NRF=changeline-ne`).
+    Returns the platform per NE type, `""` keying the default."""
+    chosen = {"": SIM_PLATFORMS[0]}
+    defaults = 0
+    for item in (part.strip() for part in spec.split(",")):
+        type_name, has_type, platform = item.rpartition("=")
+        if item == "" or (has_type and not type_name.strip()):
+            problems.append(Problem("<command line>", 0, 0, "--platform",
+                                    f"{spec!r}: give PLATFORM or TYPE=PLATFORM items separated by commas"))
+            continue
+        platform = platform.strip()
+        if platform not in SIM_PLATFORMS:
+            problems.append(Problem("<command line>", 0, 0, "--platform",
+                                    f"the simulator plays {' or '.join(SIM_PLATFORMS)}, not {platform!r}"))
+            continue
+        if not has_type:
+            defaults += 1
+            chosen[""] = platform
+            continue
+        profile = find_type(profiles, type_name.strip())
+        if profile is None:
+            problems.append(Problem("<command line>", 0, 0, "--platform",
+                                    f"unknown NE type {type_name.strip()!r} (known: {', '.join(profiles)})"))
+            continue
+        chosen[profile.ne_type] = platform
+    if defaults > 1:
+        problems.append(Problem("<command line>", 0, 0, "--platform", "name at most one platform without a type"))
+    return chosen
+
+
 def generate_topology(count: int, types: list[str], profiles: dict[str, Profile], *,
                       speed: float = 1.0, control: str = DEFAULT_CONTROL,
                       address_base: str = DEFAULT_ADDRESS_BASE, bind: str | None = None,
-                      ports: dict[str, int] | None = None) -> Topology:
-    """`count` NEs spread round-robin over `types`, in pools of two per type."""
-    problems = []
+                      ports: dict[str, int] | None = None, platforms: str = SIM_PLATFORMS[0]) -> Topology:
+    """`count` NEs spread round-robin over `types`, in pools of two per type, each on the
+    platform `platforms` names for its type (platform_choice)."""
+    problems: list[Problem] = []
     if count < 1:
         problems.append(Problem("<command line>", 0, 0, "--count", "must be at least 1"))
     chosen = []
@@ -314,6 +347,7 @@ def generate_topology(count: int, types: list[str], profiles: dict[str, Profile]
         problems.append(Problem("<command line>", 0, 0, "--control", f"must be IPV4:PORT, got {control!r}"))
     if speed <= 0:
         problems.append(Problem("<command line>", 0, 0, "--speed", "must be positive"))
+    platform_of = platform_choice(platforms, profiles, problems)
     ports = ports or DEFAULT_PORTS
     if bind and max(ports.values()) + count - 1 > 65535:
         problems.append(Problem("<command line>", 0, 0, "--count", "too many NEs for the port range"))
@@ -342,7 +376,8 @@ def generate_topology(count: int, types: list[str], profiles: dict[str, Profile]
         address = next(addresses)
         step = i if bind else 0
         nes.append(NeSpec(f"{prefix}-{numbers[prefix]}", profile, profile.default_version, bind or address,
-                          ports["netconf"] + step, ports["ssh"] + step, pool_of[i], site, region, (), (), None))
+                          ports["netconf"] + step, ports["ssh"] + step, pool_of[i], site, region, (), (), None,
+                          platform_of.get(profile.ne_type, platform_of[""])))
     host, port = parsed_control
     topology = Topology(speed, host, port, DEFAULT_ADVERTISE, tuple(pools), tuple(nes))
     clashes = endpoint_clashes(topology)

@@ -1,9 +1,6 @@
 import pytest
 
-from changeline.engine.atom import AtomContext
-from changeline.state.backups import BackupStore
-from changeline.state.journal import Journal
-from changeline.devices.session import DeviceSession, Endpoint
+from tests.atoms.helpers import sim_contexts
 from tests.simfixture import running_sim
 
 # Two NEs of every type plus spares; each test takes its own NE so tests stay independent.
@@ -36,17 +33,5 @@ def sim(tmp_path_factory):
 
 @pytest.fixture
 def ctx_for(sim, tmp_path):
-    made: list[AtomContext] = []
-
-    def make(name: str, *, run_id: str = "run-1") -> AtomContext:
-        host = sim.inventory.hosts[name]
-        ctx = AtomContext(host=host, session=DeviceSession(Endpoint.from_host(host), rpc_timeout=10),
-                          journal=Journal(tmp_path / "journal.sqlite"), backups=BackupStore(tmp_path / "backups"),
-                          run_id=run_id, speed=0.01, log=lambda m: None)
-        made.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in made:
-        sim.control.clear_faults(ctx.ne)
-        ctx.session.close()
+    with sim_contexts(sim, tmp_path) as make:
+        yield make

@@ -12,6 +12,7 @@ from changeline.atoms.backup import read_running
 from changeline.devices import ne_api
 from changeline.devices.sim.images import generate_image
 from changeline.errors import CheckFailed, RpcError, StepTimeout
+from tests.atoms.helpers import prepare_steps, run_steps, upgrade_steps
 
 NS = ne_api.NS
 SCENARIOS = {"AMF": ["ue-registration"], "SMF": ["pdu-session"], "UPF": ["pdu-session"], "NRF": ["nf-discovery"],
@@ -26,12 +27,7 @@ def images(tmp_path_factory):
 
 def prepare(ctx, image: Path) -> None:
     """Pre-change steps every upgrade shares."""
-    for step, atom, args in [("pre", "precheck", {"expected_versions": ["1.2.0"]}), ("bk", "backup", {}),
-                             ("dial0", "dial_test", {"scenarios": SCENARIOS[ctx.host.ne_type], "record_baseline": True}),
-                             ("xfer", "transfer_software", {"image": str(image)}),
-                             ("inst", "install_software", {"image": image.name})]:
-        ctx.step = step
-        runner.execute(atom, ctx, args)
+    run_steps(ctx, prepare_steps(image, SCENARIOS[ctx.host.ne_type]))
 
 
 def state(ctx):
@@ -42,14 +38,7 @@ def test_full_upgrade_chain_then_undo_restores_everything(ctx_for, images, sim):
     ctx = ctx_for("smf-1")
     prepare(ctx, images["SMF"])
     config_before = read_running(ctx)
-    for step, atom, args in [("drain", "drain_traffic", {"settle_s": 1}), ("act", "activate_software", {"version": "1.3.0"}),
-                             ("restore", "restore_traffic", {}), ("dial", "dial_test", {"scenarios": ["pdu-session"]}),
-                             ("bill", "billing_check", {"scenario": "pdu-session", "sessions": 2}),
-                             ("kpi", "kpi_check", {"max_drop_pct": {"pdu-session-success-rate": 1}}),
-                             ("val", "validate_upgrade", {"version": "1.3.0"})]:
-        ctx.step = step
-        result = runner.execute(atom, ctx, args)
-        assert result.ok, (atom, result.reason)
+    run_steps(ctx, upgrade_steps("pdu-session"))
     assert state(ctx).running_version == "1.3.0" and not state(ctx).drained
     undone = runner.undo_run(ctx)
     assert [r.atom for r in undone] == ["undo:activate_software", "undo:drain_traffic", "undo:transfer_software"]

@@ -31,5 +31,10 @@ def run_cli(*args: str, env: dict[str, str] | None = None, module: bool = False)
                           env={**os.environ, **(env or {})}, timeout=120)
 
 
+def example_params(model) -> dict:
+    """Values for the parameters a model leaves without a default (a run must be given them)."""
+    return {name: p.example for name, p in model.parameters.items() if not p.has_default}
+
+
 def library_files() -> list[Path]:
     return sorted(LIBRARY.glob("*/*/*.yaml"))

@@ -9,7 +9,7 @@ import pytest
 from changeline.catalogue import builtin_catalogue
 from changeline.models.compile import compile_for_host, load_model
 from changeline.models.library import Library, canonical_path
-from tests.models.helpers import LIBRARY, host, library_files
+from tests.models.helpers import LIBRARY, example_params, host, library_files
 
 
 @pytest.mark.parametrize("path", library_files(), ids=lambda p: p.name)
@@ -24,7 +24,8 @@ def test_library_model_compiles_for_every_targeted_type(path):
     model = load_model(path)
     for ne_type in model.ne_types:
         version = (model.from_versions or model.versions or ("1.2.0",))[0]
-        plan = compile_for_host(model, host(f"{ne_type.lower()}-1", ne_type, version, pool="p1"))
+        plan = compile_for_host(model, host(f"{ne_type.lower()}-1", ne_type, version, pool="p1"),
+                                example_params(model))
         assert plan.steps and plan.total_estimate_s > 0 and plan.rollback is not None
 
 

@@ -19,6 +19,7 @@ from changeline.devices import ne_api
 from changeline.devices.session import DeviceSession, Endpoint
 from changeline.devices.sim.images import generate_image
 from changeline.errors import CommandError, RpcError
+from tests.atoms.helpers import prepare_steps, run_steps, sim_contexts, upgrade_steps
 from tests.simfixture import running_sim
 
 MML = "changeline-mml"
@@ -45,21 +46,13 @@ def image(tmp_path_factory):
 
 @pytest.fixture
 def ctx_for(sim, tmp_path):
-    made: list[AtomContext] = []
     logs: list[str] = []
-
-    def make(name: str) -> AtomContext:
-        host = sim.inventory.hosts[name]
-        ctx = AtomContext(host=host, session=DeviceSession(Endpoint.from_host(host), rpc_timeout=10),
-                          journal=Journal(tmp_path / "journal.sqlite"), backups=BackupStore(tmp_path / "backups"),
-                          run_id=f"run-{time.monotonic_ns()}", speed=0.01, log=logs.append)
-        ctx.logs = logs
-        made.append(ctx)
-        return ctx
-
-    yield make
-    for ctx in made:
-        ctx.session.close()
+    with sim_contexts(sim, tmp_path, log=logs.append) as make:
+        def made(name: str) -> AtomContext:
+            ctx = make(name, run_id=f"run-{time.monotonic_ns()}")  # one run each: they share the journal
+            ctx.logs = logs
+            return ctx
+        yield made
 
 
 PLATFORMS = pytest.mark.parametrize("platform", list(BY_PLATFORM))
@@ -98,18 +91,7 @@ def test_refusals_are_errors_with_the_nes_words(ctx_for, platform):
 def test_upgrade_chain_then_undo(ctx_for, platform, image: Path):
     ctx = ctx_for(BY_PLATFORM[platform][1])
     config_before = read_running(ctx)
-    for step, atom, args in [
-            ("pre", "precheck", {"expected_versions": ["1.2.0"]}), ("bk", "backup", {}),
-            ("dial0", "dial_test", {"scenarios": ["pdu-session"], "record_baseline": True}),
-            ("xfer", "transfer_software", {"image": str(image)}), ("inst", "install_software", {"image": image.name}),
-            ("drain", "drain_traffic", {"settle_s": 1}), ("act", "activate_software", {"version": "1.3.0"}),
-            ("restore", "restore_traffic", {}), ("dial", "dial_test", {"scenarios": ["pdu-session"]}),
-            ("bill", "billing_check", {"scenario": "pdu-session", "sessions": 2}),
-            ("kpi", "kpi_check", {"max_drop_pct": {"pdu-session-success-rate": 1}}),
-            ("val", "validate_upgrade", {"version": "1.3.0"})]:
-        ctx.step = step
-        result = runner.execute(atom, ctx, args)
-        assert result.ok, (atom, result.reason)
+    run_steps(ctx, prepare_steps(image, ["pdu-session"]) + upgrade_steps("pdu-session"))
     assert ctx.driver.read_state().running_version == "1.3.0"
     if platform == MML:  # the long-running install reported its progress
         assert any("INS SOFTWARE" in line and "progress 100%" in line for line in ctx.logs), ctx.logs

@@ -13,7 +13,7 @@ from changeline.devices.platforms import ATOM_NEEDS, OPERATIONS, PLATFORMS, atom
 from changeline.errors import InputError
 from changeline.models.compile import compile_for_host, load_model, plan_campaign
 from changeline.models.validate import load_model_text
-from tests.models.helpers import LIBRARY, MODELINE, host
+from tests.models.helpers import LIBRARY, MODELINE, example_params, host
 
 UPGRADE = LIBRARY / "amf" / "1.3" / "amf-upgrade.yaml"
 CONFIG_ONLY = MODELINE + """apiVersion: changeline/v1
@@ -61,6 +61,17 @@ def test_an_atom_the_platform_cannot_do_is_refused_at_plan_time_naming_host_and_
     assert set(plan.plans) == {"amf-1", "amf-2"}
 
 
+def test_a_rollback_step_verified_by_dial_tests_is_refused_at_plan_time_without_dial_tests():
+    model = load_model(LIBRARY / "common" / "any" / "ne-rollback.yaml")
+    generic = dataclasses.replace(host("upf-4", "UPF"), platform="netconf")
+    with pytest.raises(InputError) as err:
+        compile_for_host(model, generic)
+    text = str(err.value)
+    assert "ne-rollback.yaml:" in text and "with.verify_scenarios" in text
+    assert "upf-4: platform 'netconf' has no dial_test operation to verify a rollback with" in text
+    assert compile_for_host(model, host("upf-5", "UPF")).steps[0].args["verify_scenarios"]  # changeline-ne verifies
+
+
 def test_an_unknown_platform_is_refused_naming_the_host():
     model = load_model(UPGRADE)
     with pytest.raises(InputError, match=r"amf-8: unknown platform 'vendor-x' \(known: changeline-ne, changeline-mml, netconf\)"):
@@ -86,6 +97,18 @@ def test_inventory_refuses_an_unknown_platform_with_file_and_line(tmp_path: Path
     assert f"{path}:4:5: hosts.amf-1.platform: unknown platform 'vendor-x' (known: changeline-ne, changeline-mml, netconf)" in str(err.value)
 
 
+def test_a_rollback_with_verify_scenarios_is_refused_before_it_touches_an_ne_without_dial_tests(tmp_path: Path):
+    from changeline.devices.platforms import PlatformError
+    from changeline.devices.session import Endpoint
+    from changeline.engine import runner
+    from tests.atoms.helpers import make_context
+
+    # 192.0.2.1 (TEST-NET-1) is never reached: the refusal comes first.
+    ctx = make_context(tmp_path, Endpoint(name="tp-9", hostname="192.0.2.1", platform="netconf"))
+    with pytest.raises(PlatformError, match=r"tp-9: platform 'netconf' has no dial_test operation"):
+        runner.execute("rollback", ctx, {"verify_scenarios": ["ue-registration"]})
+    assert ctx.session._nc is None  # no NETCONF session was opened
+
 
 def test_an_inventory_from_before_platforms_were_data_is_told_the_new_name(tmp_path: Path):
     path = tmp_path / "inventory.yaml"
@@ -93,6 +116,7 @@ def test_an_inventory_from_before_platforms_were_data_is_told_the_new_name(tmp_p
     with pytest.raises(InputError) as err:
         load_inventory(path)
     assert f"{path}:4:5: hosts.amf-1.platform: platform 'changeline-sim' is now called 'changeline-ne'" in str(err.value)
+
 
 def test_mml_replies_parse_with_the_platforms_templates():
     reply = ("+++    SMF-1        2026-12-01 22:50:00\nO&M    #3\n%%DSP KPI:;%%\nRETCODE = 0  Operation succeeded.\n\n"
@@ -104,3 +128,30 @@ def test_mml_replies_parse_with_the_platforms_templates():
     pattern = PLATFORMS["changeline-mml"].cli_failed_when
     assert refusal(pattern, reply) is None
     assert refusal(pattern, "RETCODE = 1001  image x not found in /images/\n---    END") == "1001 image x not found in /images/"
+
+
+def test_the_librarys_generic_model_plans_on_every_platform():
+    model = load_model(LIBRARY / "common" / "any" / "ne-capacity.yaml")
+    for platform in PLATFORMS:
+        plan = compile_for_host(model, dataclasses.replace(host("upf-9", "UPF"), platform=platform),
+                                example_params(model))
+        assert [s.atom for s in plan.steps] == ["backup", "config_change", "validate_upgrade", "confirm_commit"]
+        scenarios = plan.rollback.verify.args["verify_scenarios"]
+        assert (scenarios == []) == (platform == "netconf"), platform  # the type's dial tests where there are any
+
+
+def test_the_driver_does_configuration_over_netconf_datastores_only(tmp_path: Path):
+    from changeline.devices.platforms import Command, Driver, Platform, PlatformError
+    from changeline.devices.session import DeviceSession, Endpoint
+
+    session = DeviceSession(Endpoint(name="v-1", hostname="192.0.2.1"))  # never connects: refused first
+    vendor = Platform(name="vendor-cli", summary="config as commands", netconf_device=None, cli_device="generic",
+                      operations={"read_state": (Command("SHOW STATE"),), "config_get": (Command("SHOW CONFIG"),)})
+    driver = Driver(vendor, session)
+    with pytest.raises(PlatformError, match="v-1: platform 'vendor-cli' maps config_get to commands"):
+        driver.config_get()
+    with pytest.raises(PlatformError, match="v-1: platform 'vendor-cli' has no config_edit operation"):
+        with driver.config_locked():
+            pass
+    assert driver.config_lock_holder() is None  # nothing to lock on a platform without datastores
+    assert session._nc is None

@@ -1,6 +1,6 @@
 """A realistic finished campaign on disk, written the way the line writes it, without NEs or Prefect.
 
-The real Journal and BackupStore hold the records, outcomes are `NEOutcome`/`StepOutcome`
+The real state store and backups (changeline.state, as flows.stores picks them) hold the records, outcomes are `NEOutcome`/`StepOutcome`
 written by the per-NE flow's own writer, and the summary comes from `progress.summarize`:
 
 - amf-1  done: config change, upgrade 1.2.0 -> 1.3.0, dial tests and billing passed;
@@ -18,12 +18,11 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
-from changeline.state.backups import BackupStore
 from changeline.engine.atom import AtomResult
-from changeline.state.journal import Journal
+from changeline.state.api import Backups, StateStore
 from changeline.devices.configxml import canonical, diff
 from changeline.devices.ne_api import DialTestResult
-from changeline.flows import policy, progress
+from changeline.flows import policy, progress, stores
 from changeline.flows.ne_flow import NEOutcome, StepOutcome, _write_evidence
 
 CAMPAIGN = "c-sample"
@@ -62,7 +61,7 @@ class Clock:
 class Writer:
     """Writes one NE's records as the atoms and the per-NE flow would."""
 
-    def __init__(self, journal: Journal, backups: BackupStore, ne: str, ne_type: str, start: float) -> None:
+    def __init__(self, journal: StateStore, backups: Backups, ne: str, ne_type: str, start: float) -> None:
         self.journal, self.backups, self.ne = journal, backups, ne
         self.clock = Clock(start)
         self.outcome = NEOutcome(ne=ne, ne_type=ne_type, campaign_id=CAMPAIGN, from_version="1.2.0",
@@ -176,9 +175,9 @@ class Writer:
 
 
 def make_run(home: Path, *, extra_done: int = 0) -> dict:
-    """Write the sample campaign under `home` (CHANGELINE_HOME must point there); returns the summary."""
-    journal = Journal(home / "state" / "journal.sqlite")
-    backups = BackupStore(home / "backups")
+    """Write the sample campaign under `home` (CHANGELINE_HOME must point there) and into the state
+    store it configures (SQLite under `home` unless CHANGELINE_STATE_URL is set); returns the summary."""
+    journal, backups = stores.journal(), stores.backups()
     # The summary is stamped "finished" now; start the campaign as long ago as it ran.
     ran_s = 260 + 110 * -(-extra_done // 10)
     started = (datetime.now(timezone.utc) - timedelta(seconds=ran_s)).replace(microsecond=0)

@@ -157,3 +157,39 @@ def test_module_runs_in_the_foreground_on_one_address_with_per_ne_ports(tmp_path
             process.kill()
         process.stdout.close()
         process.stderr.close()
+
+
+def test_up_count_makes_mml_nes_per_type_and_the_inventory_names_their_platform(state_dir: Path, monkeypatch):
+    from changeline.devices.inventory import load_inventory
+    from changeline.devices.platforms import driver_for
+    from changeline.devices.session import DeviceSession, Endpoint
+
+    up = changeline("sim", "up", "--count", "3", "--types", "SMF,AMF", "--platform", "SMF=changeline-mml",
+                    "--address-base", next_address_base(), "--control", "127.0.0.1:0", "--speed", "0.01",
+                    "--state-dir", str(state_dir))
+    assert up.returncode == 0, up.stderr
+    inventory = load_inventory(state_dir / "inventory.yaml")
+    assert {name: h.platform for name, h in inventory.hosts.items()} == {
+        "smf-1": "changeline-mml", "amf-1": "changeline-ne", "smf-2": "changeline-mml"}
+    monkeypatch.setenv("CHANGELINE_NE_PASSWORD", _password(state_dir))
+    for name in ("smf-1", "amf-1"):  # each answers as its platform's driver expects
+        host = inventory.hosts[name]
+        with DeviceSession(Endpoint.from_host(host)) as session:
+            assert driver_for(host, session).read_state().name == name
+    mml = inventory.hosts["smf-1"]
+    with DeviceSession(Endpoint.from_host(mml)) as session:
+        assert "RETCODE = 0" in session.cli("DSP NE:;")  # the MML personality on its shell
+
+
+def test_up_platform_arguments_are_checked(tmp_path: Path, state_dir: Path):
+    bad = changeline("sim", "up", "--count", "2", "--platform", "SMF=vendor-x,HSS=changeline-mml",
+                     "--state-dir", str(state_dir))
+    assert bad.returncode == 2, bad.stderr
+    assert "--platform: the simulator plays changeline-ne or changeline-mml, not 'vendor-x'" in bad.stderr
+    assert "--platform: unknown NE type 'HSS'" in bad.stderr
+    topology = tmp_path / "topology.yaml"
+    topology.write_text(TOPOLOGY.format(base=next_address_base()))
+    both = changeline("sim", "up", "--topology", str(topology), "--platform", "changeline-mml",
+                      "--state-dir", str(state_dir))
+    assert both.returncode == 2 and "--platform: goes with --count" in both.stderr
+    assert "Traceback" not in bad.stderr + both.stderr and not state_dir.exists()

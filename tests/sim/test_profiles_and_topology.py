@@ -163,6 +163,17 @@ def test_generated_topology_with_bind_counts_ports_up():
     assert topo.client_address(topo.nes[0]) == "127.0.0.1"
 
 
+def test_generated_topology_puts_nes_on_the_platforms_named_per_type():
+    topo = generate_topology(4, ["AMF", "NRF"], PROFILES, platforms="changeline-mml, nrf=changeline-ne")
+    assert [(n.name, n.platform) for n in topo.nes] == [
+        ("amf-1", "changeline-mml"), ("nrf-1", "changeline-ne"), ("amf-2", "changeline-mml"), ("nrf-2", "changeline-ne")]
+    assert {n.platform for n in generate_topology(2, ["AMF"], PROFILES).nes} == {"changeline-ne"}
+    with pytest.raises(InputError) as err:
+        generate_topology(1, ["AMF"], PROFILES, platforms="changeline-mml,changeline-ne,AMF=")
+    assert [p.message for p in err.value.problems] == [
+        "the simulator plays changeline-ne or changeline-mml, not ''", "name at most one platform without a type"]
+
+
 def test_generated_topology_rejects_bad_arguments():
     with pytest.raises(InputError) as err:
         generate_topology(0, ["AMF", "HSS"], PROFILES, bind="1.2.3")
