@@ -199,11 +199,8 @@ def test_sigkill_at_every_step_boundary_in_a_row_then_resume(prefect_api, rel_ho
 
 def _status_written_at(campaign_id: str, ne: str) -> float | None:
     """When the NE's status row was last written (by whichever engine wrote it)."""
-    import sqlite3
-
-    with sqlite3.connect(stores.journal().path, timeout=30) as conn:
-        row = conn.execute("SELECT updated_at FROM ne_status WHERE run_id=? AND ne=?", (campaign_id, ne)).fetchone()
-    return row[0] if row else None
+    rows = stores.journal().db.run("SELECT updated_at FROM ne_status WHERE run_id=? AND ne=?", (campaign_id, ne))
+    return rows[0][0] if rows else None
 
 
 def _rolling_back_anew(campaign_id: str, ne: str):
