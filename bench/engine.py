@@ -1,15 +1,16 @@
 """The measured engine process of a campaign benchmark: `python -m bench.engine CONFIG.json`.
 
 Mode `campaign` runs the changeline campaign flow (Prefect) the way `changeline run` does;
-mode `baseline` runs the same compiled per-NE steps in a plain ThreadPoolExecutor with no
-Prefect (same waves, same pool exclusivity, same device sessions, journal and backup stores).
+mode `baseline` runs the engine alone, with no Prefect: the same `Campaign` scheduler and
+`run_plan` (changeline.engine) the flow wraps - same waves, pool turns, slots, window and
+failure budget, anomaly policy and rollback, device sessions, journal and backup stores -
+minus the Prefect processors, the server's locks and the artifacts.
 Both write one JSON result to CONFIG's `out`; the parent samples this process's memory.
 
-Both modes stamp, per NE, when a worker picked it, its lock waits, when its work (the step
-sequence) started and ended and when the worker was done with it, so the result says where
-wall time went. The campaign's stamps come from thin wrappers around names the campaign
-module looks up at call time (`NeLocks.hold`, `ne_change_subflow`, `WorkSlots`, `contextvars` for the
-moment a worker picks an NE, `plan_waves`); the flow code itself is unchanged.
+Both modes stamp, per NE, when a worker picked it, its waits (start turn, locks, pool peer,
+slot), when its work (the step sequence) started and ended and when the worker was done with
+it, so the result says where wall time went. The stamps are a processor (`Stamps`) the
+Campaign calls at each milestone; each step's outcome carries the time inside its atom.
 
 The campaign's environment (PREFECT_API_URL, PREFECT_HOME, CHANGELINE_HOME) is set by the
 parent before this process starts, because Prefect reads its settings at import.
@@ -17,7 +18,6 @@ parent before this process starts, because Prefect reads its settings at import.
 
 from __future__ import annotations
 
-import contextvars
 import json
 import os
 import statistics
@@ -25,8 +25,6 @@ import sys
 import threading
 import time
 from collections import defaultdict
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -47,38 +45,28 @@ def spread_ms(values: list[float]) -> dict[str, float]:
 
 
 class Stamps:
-    """Per-NE time stamps (time.time()) from any thread, and the atom time of every step."""
+    """Per-NE time stamps (time.time()) from any thread, and the waves as they start."""
 
     def __init__(self) -> None:
         self.ne: dict[str, dict[str, float]] = defaultdict(dict)
-        self.atom_s: dict[tuple[str, str], float] = {}
         self.waves: list[list[str]] = []
-        self._current = threading.local()
 
     def mark(self, ne: str, what: str, at: float | None = None) -> None:
         self.ne[ne][what] = time.time() if at is None else at
 
-    def picked(self, ne: str) -> None:
-        self._current.ne = ne
-        self.mark(ne, "pick")
+    # The Campaign scheduler's processor hooks (changeline.engine.campaign).
+    def ne_milestone(self, ne: str, what: str) -> None:
+        self.mark(ne, what)
 
-    @property
-    def current(self) -> str:
-        return getattr(self._current, "ne", "?")
+    def wave_started(self, wave) -> None:
+        self.waves.append(list(wave.names))
 
-    def time_atoms(self) -> None:
-        from changeline.engine import runner
-
-        original = runner.execute
-
-        def timed_execute(atom, ctx, args, **kwargs):
-            start = time.perf_counter()
-            try:
-                return original(atom, ctx, args, **kwargs)
-            finally:
-                self.atom_s[(ctx.ne, ctx.step)] = time.perf_counter() - start
-
-        runner.execute = timed_execute
+    def worked(self, outcomes: dict[str, dict[str, Any]]) -> None:
+        """When each NE's step sequence started and ended, from its outcome."""
+        for name, out in outcomes.items():
+            if name in self.ne and out.get("started_at") and out.get("finished_at"):
+                self.mark(name, "work_start", out["started_at"])
+                self.mark(name, "work_end", out["finished_at"])
 
     def analyse(self, outcomes: dict[str, dict[str, Any]], began: float, ended: float) -> dict[str, Any]:
         """Where wall time went: before the first NE, per NE (lock waits, start and end of its
@@ -95,25 +83,23 @@ class Stamps:
                 if step["status"] == "skipped":
                     continue
                 steps += 1
-                atom_s = self.atom_s.get((name, step["name"]))
-                if atom_s is not None:
-                    step_gaps.append(max(0.0, step["duration_s"] - atom_s))
+                if step.get("atom_s"):
+                    step_gaps.append(max(0.0, step["duration_s"] - step["atom_s"]))
         spans: dict[str, list[float]] = defaultdict(list)
         work_by_type: dict[str, list[float]] = defaultdict(list)
         for name, t in self.ne.items():
             if "work_start" not in t or "done" not in t:
                 continue
-            first_lock = min((t[k] for k in ("pool_turn", "turn_wait_start", "ne_lock_start") if k in t),
-                             default=t["work_start"])
-            if "pool_turn" in t:  # the baseline queues pool peers before anything else
-                spans["in_process_pool_wait"].append(t["pool_turn"] - t["pick"])
+            first_lock = min((t[k] for k in ("turn_wait_start", "ne_lock_start") if k in t), default=t["work_start"])
+            # After its pool peer, an NE takes its locks (the campaign) or its slot (the baseline has no server locks).
+            after_peer = next((t[k] for k in ("ne_lock_start", "slot_wait_start") if k in t), None)
             if "start_turn" in t:
                 spans["start_turn_wait"].append(t["start_turn"] - t["turn_wait_start"])
             # Campaign NEs get their run ready (call -> admitted), then wait for their turn: the pool
             # peer (admitted -> ne_lock_start), the locks, a working slot (the concurrency cap).
             ready = "admitted" if "admitted" in t else "work_start"
-            if "admitted" in t and "ne_lock_start" in t:
-                spans["pool_peer_wait"].append(t["ne_lock_start"] - t["admitted"])
+            if "admitted" in t and after_peer is not None:
+                spans["pool_peer_wait"].append(after_peer - t["admitted"])
             if "slot" in t and "slot_free" in t:
                 spans["in_slot_overhead"].append((t["slot_free"] - t["slot"]) - (t["work_end"] - t["work_start"]))
             for what, start, end in (("pool_lock", "pool_lock_start", "pool_lock_end"),
@@ -123,7 +109,7 @@ class Stamps:
                 if start in t and end in t:
                     spans[what].append(t[end] - t[start])
             waits = (t["slot"] - t["slot_wait_start"] if "slot" in t and "slot_wait_start" in t else 0.0) + \
-                (t["ne_lock_start"] - t["admitted"] if "admitted" in t and "ne_lock_start" in t else 0.0)
+                (after_peer - t["admitted"] if "admitted" in t and after_peer is not None else 0.0)
             spans["ne_overhead"].append((t["done"] - first_lock) - (t["work_end"] - t["work_start"]) - waits)
             work_by_type[outcomes.get(name, {}).get("ne_type") or name.rsplit("-", 1)[0]].append(
                 t["work_end"] - t["work_start"])
@@ -199,104 +185,26 @@ def _thread_names() -> dict[str, int]:
 
 def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
     t_import = time.perf_counter()
-    from changeline.flows import campaign as campaign_module
-    from changeline.flows import locks as locks_module
-    from changeline.models import compile as compile_module
+    from prefect import flow
+
+    from changeline.flows.campaign import run_campaign as campaign_body
     import_s = time.perf_counter() - t_import
 
     stamps = Stamps()
-    stamps.time_atoms()
     calls = ApiCalls()
     calls.install()
-    subflow = campaign_module.ne_change_subflow
-    plan_waves = compile_module.plan_waves
 
-    class PickStampingContext:
-        """Stands in for `contextvars` in the campaign module: the campaign runs each NE's work
-        as copy_context().run(one, host) in a worker thread, so this marks when a worker picked it."""
-
-        @staticmethod
-        def copy_context():
-            ctx = contextvars.copy_context()
-
-            class Run:
-                @staticmethod
-                def run(fn, host, *args):
-                    return ctx.run(_picked_then, fn, host, *args)
-            return Run
-
-    def _picked_then(fn, host, *args):
-        stamps.picked(host.name)
-        return fn(host, *args)
-
-    def recorded_waves(*args, **kwargs):
-        waves = plan_waves(*args, **kwargs)
-        stamps.waves = [list(w.names) for w in waves]
-        return waves
-
-    hold = locks_module.NeLocks.hold
-
-    @contextmanager
-    def timed_hold(self, names, *, wait_s):
-        ne = stamps.current  # one request takes the NE and its pool: stamped as "ne_lock"
-        stamps.mark(ne, "ne_lock_start")
-        with hold(self, names, wait_s=wait_s):
-            stamps.mark(ne, "ne_lock_end")
-            yield
-
-    def timed_subflow(**kwargs):
-        ne = kwargs["ne"]
-        stamps.mark(ne, "call")
-        try:
-            result = subflow(**kwargs)
-        finally:
-            stamps.mark(ne, "done")
-        stamps.mark(ne, "work_start", result.get("started_at"))
-        stamps.mark(ne, "work_end", result.get("finished_at"))
-        return result
-
-    class StampedTurn(campaign_module.StartTurn):
-        def __enter__(self):
-            stamps.mark(stamps.current, "turn_wait_start")
-            entered = super().__enter__()
-            stamps.mark(stamps.current, "start_turn")
-            return entered
-
-    admitted_by = campaign_module.admitted_by
-
-    def stamped_admitted_by(gate):
-        @contextmanager
-        def stamped_gate():
-            stamps.mark(stamps.current, "admitted")  # the run is running; its turn (pool, locks, slot) next
-            with gate() as ticket:
-                yield ticket
-        return admitted_by(stamped_gate)
-
-    class StampedSlots(campaign_module.WorkSlots):
-        @contextmanager
-        def slot(self, rank, on_wait=None):
-            ne = stamps.current
-            stamps.mark(ne, "slot_wait_start")
-            with super().slot(rank, on_wait):
-                stamps.mark(ne, "slot")
-                try:
-                    yield
-                finally:
-                    stamps.mark(ne, "slot_free")
-
-    campaign_module.WorkSlots = StampedSlots
-    campaign_module.admitted_by = stamped_admitted_by
-    campaign_module.ne_change_subflow = timed_subflow
-    campaign_module.StartTurn = StampedTurn
-    locks_module.NeLocks.hold = timed_hold
-    campaign_module.contextvars = PickStampingContext
-    compile_module.plan_waves = recorded_waves
+    # The campaign flow's own body, with the stamps as one more processor of its Campaign.
+    @flow(name="campaign", flow_run_name="{campaign_id}", persist_result=False)
+    def stamped_campaign(models: list[str], inventory: str, campaign_id: str, params: dict, concurrency_cap: int):
+        return campaign_body(models, inventory, campaign_id=campaign_id, params=params,
+                             concurrency_cap=concurrency_cap, processors=[stamps])
 
     cpu0, t0, began = cpu_seconds(), time.monotonic(), time.time()
-    summary = campaign_module.campaign(models=cfg["models"], inventory=cfg["inventory"], targets="all",
-                                       campaign_id=cfg["campaign_id"], params={"image_repo": cfg["image_repo"]},
-                                       concurrency_cap=cfg["concurrency"])
+    summary = stamped_campaign(models=cfg["models"], inventory=cfg["inventory"], campaign_id=cfg["campaign_id"],
+                               params={"image_repo": cfg["image_repo"]}, concurrency_cap=cfg["concurrency"])
     wall, cpu, ended = time.monotonic() - t0, cpu_seconds() - cpu0, time.time()
+    stamps.worked(summary["nes"])
     return {"mode": "campaign", "wall_s": wall, "cpu_s": cpu, "import_s": import_s,
             "threads_at_end": threading.active_count(),
             "threads_at_end_by_name": _thread_names(),
@@ -307,83 +215,36 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
             "stamps": {ne: {k: round(v - began, 3) for k, v in t.items()} for ne, t in stamps.ne.items()}}
 
 
-# --- baseline (no engine) ---------------------------------------------------------------
+# --- baseline (the engine without Prefect) ------------------------------------------------
 
 def run_baseline(cfg: dict[str, Any]) -> dict[str, Any]:
-    from changeline.engine import runner
-    from changeline.engine.atom import AtomContext
     from changeline.devices.inventory import load_inventory
-    from changeline.devices.session import DeviceSession, Endpoint
+    from changeline.engine.campaign import Campaign, prepare, untouched
+    from changeline.engine.run import NeRun, run_plan
     from changeline.flows import stores
-    from changeline.flows.policy import dispatch_order
-    from changeline.models.compile import compile_for_host, eligibility, load_model, plan_waves
+    from changeline.models.compile import load_model
 
     stamps = Stamps()
-    stamps.time_atoms()
     cpu0, t0, began = cpu_seconds(), time.monotonic(), time.time()
     campaign_id = cfg["campaign_id"]
-    params = {"image_repo": cfg["image_repo"]}
     models = [load_model(m) for m in cfg["models"]]
-    hosts = load_inventory(cfg["inventory"]).select("all")
-    chosen = {}  # the first model that targets each NE, as the campaign picks
-    for host in hosts:
-        model = next((m for m in models if eligibility(m, host) is None), None)
-        if model is not None:
-            chosen[host.name] = model
-    eligible = [h for h in hosts if h.name in chosen]
     journal, backups = stores.journal(), stores.backups()
-    pool_locks = {h.pool: threading.Lock() for h in eligible if h.pool}
-    outcomes: dict[str, dict[str, Any]] = {}
+    prepared = prepare(campaign_id, models, load_inventory(cfg["inventory"]), targets="all", inventory=cfg["inventory"],
+                       params={"image_repo": cfg["image_repo"]}, on_anomaly=None, journal=journal,
+                       earlier_outcome=lambda host, earlier: untouched(host, *earlier))
 
-    plans = {h.name: compile_for_host(chosen[h.name], h, params) for h in eligible}
+    def launch(host, wave, admission) -> dict[str, Any]:
+        run = NeRun(host=host, campaign_id=campaign_id, journal=journal, backups=backups,
+                    evidence_dir=stores.evidence_dir(campaign_id, host.name), log=lambda _msg: None,
+                    admission=admission)
+        return run_plan(admission.plan, run).to_dict()
 
-    def one(host) -> dict[str, Any]:
-        stamps.picked(host.name)
-        plan = plans[host.name]
-        with pool_locks[host.pool] if host.pool else nullcontext():
-            stamps.mark(host.name, "pool_turn")
-            ctx = AtomContext(host=host, session=DeviceSession(Endpoint.from_host(host)), journal=journal,
-                              backups=backups, run_id=campaign_id, speed=float(host.data.get("time_scale", 1.0)),
-                              baseline=journal.baseline(campaign_id, host.name), log=lambda _msg: None)
-            out = {"ne": host.name, "ne_type": host.ne_type, "status": "running", "reason": "", "steps": [],
-                   "started_at": time.time()}
-            stamps.mark(host.name, "call", out["started_at"])
-            stamps.mark(host.name, "work_start", out["started_at"])
-            journal.set_ne_status(campaign_id, host.name, "running", "")
-            try:
-                for step in plan.steps:
-                    ctx.step = step.name
-                    journal.set_ne_status(campaign_id, host.name, "running", f"step {step.name}")
-                    started = time.time()
-                    result = runner.execute(step.atom, ctx, step.args, timeout_s=step.timeout_s,
-                                            retry=runner.Retry(attempts=step.retries + 1)).to_dict()
-                    out["steps"].append({"name": step.name, "status": "done", "duration_s": time.time() - started})
-                    journal.record_step(campaign_id, host.name, step.name, "done", result)
-                out["status"], out["reason"] = "done", "reached target"
-            except Exception as err:  # noqa: BLE001 - recorded as the NE's outcome, like the flow does
-                out["status"], out["reason"] = "failed", f"{type(err).__name__}: {getattr(err, 'reason', err)}"
-            finally:
-                ctx.session.close()
-                out["finished_at"] = time.time()
-                journal.set_ne_status(campaign_id, host.name, out["status"], out["reason"])
-                folder = stores.evidence_dir(campaign_id, host.name)
-                folder.mkdir(parents=True, exist_ok=True)
-                (folder / "outcome.json").write_text(json.dumps(out, indent=2, default=str))
-                stamps.mark(host.name, "work_end", out["finished_at"])
-                stamps.mark(host.name, "done")
-            return out
-
-    waves = plan_waves(models[0], eligible)
-    stamps.waves = [list(w.names) for w in waves]
-    for wave in waves:
-        with ThreadPoolExecutor(max_workers=max(1, min(cfg["concurrency"], len(wave.hosts))),
-                                thread_name_prefix="ne") as pool:
-            # the campaign's dispatch order (flows.policy.dispatch_order): longest remaining work first
-            order = dispatch_order(wave.hosts, {h.name: plans[h.name].total_estimate_s for h in wave.hosts})
-            futures = {h.name: pool.submit(one, h) for h in order}
-            for host in wave.hosts:
-                outcomes[host.name] = futures[host.name].result()
+    # No server to protect from a burst of starts: every slot may start at once.
+    scheduler = Campaign(campaign_id, prepared, cap=cfg["concurrency"], breached=models[0].campaign.breached,
+                         journal=journal, starts_at_once=cfg["concurrency"], processors=[stamps])
+    outcomes = scheduler.run(launch)
     wall, cpu, ended = time.monotonic() - t0, cpu_seconds() - cpu0, time.time()
+    stamps.worked(outcomes)
     return {"mode": "baseline", "wall_s": wall, "cpu_s": cpu, "prefect_imported": "prefect" in sys.modules,
             **stamps.analyse(outcomes, began, ended)}
 

@@ -232,4 +232,4 @@ class RollbackFailed(ChangelineError):
 
 
 class OutcomeError(ChangelineError):
-    """An NE outcome (written or read back) is not in the shape changeline.outcomes defines."""
+    """An NE outcome (written or read back) is not in the shape changeline.engine.outcomes defines."""

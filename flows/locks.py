@@ -32,20 +32,6 @@ POLL_MAX_S = 2.0
 CREATING_AT_ONCE = 8
 
 
-def ne_lock_name(ne: str) -> str:
-    return f"changeline-ne-{ne}"
-
-
-def pool_lock_name(pool: str) -> str:
-    return f"changeline-pool-{pool}"
-
-
-def lock_names(host) -> list[str]:
-    """The NE itself, and its pool: one member of a pool at a time leaves the others to carry
-    its traffic (two drained together could leave a small pool with no capacity)."""
-    return ([pool_lock_name(host.pool)] if host.pool else []) + [ne_lock_name(host.name)]
-
-
 class NeLocks:
     """`with NeLocks(lease_s=60) as locks: ... with locks.hold(names, wait_s=30): work()`.
 

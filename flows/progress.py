@@ -288,7 +288,7 @@ def _key_filter(key: str):
 
 
 class Board:
-    """The campaign's progress bar and board, re-published by a thread of their own at most
+    """A processor of the campaign: its progress bar and board, re-published by a thread of their own at most
     every PUBLISH_EVERY_S: each version is an API write or two, which must never hold up the
     campaign (its next wave waits on nothing but its NEs)."""
 
@@ -330,11 +330,12 @@ class Board:
                                            name="changeline-board", daemon=True)
         self._publisher.start()
 
-    def running(self, ne: str) -> None:
+    # The Campaign scheduler's processor hooks (changeline.engine.campaign).
+    def ne_working(self, ne: str) -> None:
         self.running_since[ne] = time.time()  # one dict assignment: atomic, no lock to wait on
         self._dirty.set()
 
-    def update(self, outcomes: dict[str, dict[str, Any]]) -> None:
+    def ne_settled(self, outcomes: dict[str, dict[str, Any]]) -> None:
         with self._lock:
             self.outcomes = dict(outcomes)
         self._dirty.set()

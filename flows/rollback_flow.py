@@ -3,7 +3,8 @@
 An operator starts the `rollback` deployment from the Prefect UI with a campaign id
 and/or NE names; a Prefect automation may start it on an anomaly event. Each NE's
 journaled steps are undone newest first, then the NE is restored to its backup and
-verified (version, config byte-identical, dial tests).
+verified (version, config byte-identical, dial tests): the engine's one undo-and-verify
+(changeline.engine.run.undo_and_verify), as the campaign's automatic rollback runs it.
 """
 
 from __future__ import annotations
@@ -20,12 +21,13 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed, Failed
 
-from changeline.engine import runner
 from changeline.devices.inventory import load_inventory
+from changeline.engine.campaign import lock_names
+from changeline.engine.run import undo_and_verify
 from changeline.errors import ChangelineError
 from changeline.flows import policy, progress, stores
-from changeline.flows.locks import NeLocks, lock_names
-from changeline.flows.ne_flow import make_context
+from changeline.flows.locks import NeLocks
+from changeline.flows.ne_flow import ne_run
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, task_run_name="rollback-{ne}")
@@ -36,19 +38,18 @@ def rollback_ne(ne: str, inventory: str, campaign_id: str, verify_scenarios: lis
     journal = stores.journal()
     # What an earlier rollback (e.g. the campaign's automatic one) already undid, for the record.
     before = {e.id: e.step for e in reversed(journal.entries(campaign_id, ne)) if e.status == "undone"}
-    ctx = make_context(host, campaign_id, get_run_logger().info)
+    ctx = ne_run(host, campaign_id).context()
     try:
-        runner.undo_run(ctx)
-        undone = [{"step": e.step, "atom": e.atom, "reason": (e.undo_result or {}).get("reason", "")}
-                  for e in reversed(journal.entries(campaign_id, ne)) if e.status == "undone" and e.id not in before]
-        verified = runner.execute("rollback", ctx, {"verify_scenarios": verify_scenarios})
+        done = undo_and_verify(ctx, {"verify_scenarios": verify_scenarios})
     finally:
         ctx.session.close()
+    undone = [{"step": e.step, "atom": e.atom, "reason": (e.undo_result or {}).get("reason", "")}
+              for e in reversed(journal.entries(campaign_id, ne)) if e.status == "undone" and e.id not in before]
     status = journal.ne_statuses(campaign_id).get(ne)
     was = f" (was {status[0]}: {status[1]})" if status and status[1] else (f" (was {status[0]})" if status else "")
     journal.set_ne_status(campaign_id, ne, policy.ROLLED_BACK, f"rolled back by operator request{was}")
     return {"ne": ne, "campaign_id": campaign_id, "undone": undone, "undone_before": list(before.values()),
-            "verified": verified.to_dict()}
+            "verified": done["verified"]}
 
 
 def untouched_nes(campaign_id: str, touched: set[str]) -> dict[str, dict[str, Any]]:

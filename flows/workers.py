@@ -37,7 +37,7 @@ from prefect import flow
 from changeline.errors import ChangelineError
 from changeline.flows import policy, stores
 from changeline.flows.ne_flow import ne_change
-from changeline.outcomes import NEOutcome
+from changeline.engine.outcomes import NEOutcome
 
 log = logging.getLogger("changeline.workers")
 

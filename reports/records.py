@@ -16,11 +16,11 @@ from typing import Any
 
 from changeline.state.backups import BackupRecord
 from changeline.errors import BackupError, InputError, Problem
-from changeline import outcomes
+from changeline.engine import outcomes
 from changeline.flows import policy, stores
 
 def normalised(outcome: dict[str, Any], where: str = "outcome") -> dict[str, Any]:
-    """An outcome as stored, in its full typed shape (changeline.outcomes), plus what the
+    """An outcome as stored, in its full typed shape (changeline.engine.outcomes), plus what the
     records learnt later (`status_at_run_end` after a one-click rollback)."""
     extra = {k: outcome[k] for k in ("status_at_run_end",) if k in outcome}
     return {**outcomes.normalised(outcome, where), **extra}

@@ -1,1 +1,3 @@
-"""The line's engine: atoms' contract, their runner and the pure decisions. Never imports Prefect."""
+"""The line's engine, plain Python that never imports Prefect: the per-NE loop (`run.run_plan`),
+the campaign scheduler (`campaign.Campaign`), the one result type (`outcomes`), the atoms'
+contract and runner (`atom`, `runner`) and the pure decisions (`decisions`)."""

@@ -1,17 +1,19 @@
 """What every atom is made of: a spec (name, argument schema, undo), a context, a result.
 
 An atom is one small module in `atoms/` exposing `SPEC`, `run(ctx, **args) -> AtomResult`
-and, when it changes the NE, `undo(ctx, record) -> AtomResult` beside it. `run` reads
-the device first and treats "already done" as success, so a retried or resumed atom
-never acts twice. Before a mutating atom acts it writes the undo record to the
+(the engine's StepOutcome) and, when it changes the NE, `undo(ctx, record) -> AtomResult`
+beside it. `run` reads the device first and treats "already done" as success, so a
+retried or resumed atom never acts twice. Before a mutating atom acts it writes the undo record to the
 durable journal (`ctx.journal`), because an engine crash loses anything in memory.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
+
+from changeline.engine.outcomes import StepOutcome
 
 if TYPE_CHECKING:
     from changeline.state.backups import BackupStore
@@ -35,21 +37,9 @@ class AtomSpec:
     transient_retries: int = 3
 
 
-@dataclass
-class AtomResult:
-    atom: str
-    ne: str
-    ok: bool = True
-    changed: bool = False
-    reason: str = ""
-    diff: str = ""
-    before: dict[str, Any] = field(default_factory=dict)
-    after: dict[str, Any] = field(default_factory=dict)
-    evidence: dict[str, Any] = field(default_factory=dict)
-    duration_s: float = 0.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+# What an atom returns is the step's outcome itself (changeline.engine.outcomes): the atom
+# fills in what it did (changed, reason, diff, before/after, evidence), the engine the rest.
+AtomResult = StepOutcome
 
 
 @dataclass

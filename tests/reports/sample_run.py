@@ -23,7 +23,8 @@ from changeline.state.api import Backups, StateStore
 from changeline.devices.configxml import canonical, diff
 from changeline.devices.ne_api import DialTestResult
 from changeline.flows import policy, progress, stores
-from changeline.flows.ne_flow import NEOutcome, StepOutcome, _write_evidence
+from changeline.engine.outcomes import NEOutcome, StepOutcome
+from changeline.engine.run import write_outcome
 
 CAMPAIGN = "c-sample"
 NS = "urn:changeline:params:xml:ns:yang:changeline-ne"
@@ -85,61 +86,61 @@ class Writer:
         before = config(ne, 3240)
         after = config(ne, 3600)
         pool = "smf-pool" if ne.startswith("smf") else "amf-pool"
-        self.step("precheck", "precheck", 2.0, AtomResult("precheck", ne, reason="fit for change", evidence={
+        self.step("precheck", "precheck", 2.0, AtomResult(atom="precheck", ne=ne, reason="fit for change", evidence={
             "name": ne, "running_version": "1.2.0", "pool": pool, "alarms": [], "kpis": {"reg_success_pct": 99.7}}),
             manual=15)
         self.journal.put_baseline(CAMPAIGN, ne, "kpis", {"reg_success_pct": 99.7})
         rec = self.backups.record(ne=ne, run_id=CAMPAIGN, software_version="1.2.0", running=before, startup=before,
                                   state=None)
         self.journal.put_baseline(CAMPAIGN, ne, "backup_id", rec.id)
-        self.step("backup", "backup", 1.0, AtomResult("backup", ne, reason=f"backup {rec.id} stored and read back",
+        self.step("backup", "backup", 1.0, AtomResult(atom="backup", ne=ne, reason=f"backup {rec.id} stored and read back",
                                                       evidence={"backup_id": rec.id, "running_sha256": rec.running_sha256}),
                   manual=10)
         scenarios = {"registration": dial("registration"), "volte_call": dial("volte_call")}
         self.journal.put_baseline(CAMPAIGN, ne, "dial_test", scenarios)
-        self.step("dial_before", "dial_test", 6.0, AtomResult("dial_test", ne, reason="2 scenario(s) passed",
+        self.step("dial_before", "dial_test", 6.0, AtomResult(atom="dial_test", ne=ne, reason="2 scenario(s) passed",
                                                              evidence={"results": scenarios, "baseline": True}), manual=20)
         change = diff(before, after, before_name="running", after_name="candidate")
         persist = f"changeline-{CAMPAIGN}-{ne}-set_timer"
         self.step("set_timer", "config_change", 3.0,
-                  AtomResult("config_change", ne, changed=True, diff=change, reason="committed and confirmed",
+                  AtomResult(atom="config_change", ne=ne, changed=True, diff=change, reason="committed and confirmed",
                              evidence={"persist_id": persist, "confirm": "now"}),
                   manual=20, mutating=True,
                   undo={"restore_running_sha256": self.backups.put_object(before), "persist_id": persist})
         self.journal.put_baseline(CAMPAIGN, ne, "expected_running_sha256", self.backups.put_object(after))
         self.step("transfer", "transfer_software", 20.0,
-                  AtomResult("transfer_software", ne, changed=True, reason="ne-1.3.0.img transferred and verified",
+                  AtomResult(atom="transfer_software", ne=ne, changed=True, reason="ne-1.3.0.img transferred and verified",
                              evidence={"sha256": "ab" * 32, "bytes": 52428800}),
                   manual=15, mutating=True, undo={"image": "ne-1.3.0.img"})
         self.step("install", "install_software", 15.0,
-                  AtomResult("install_software", ne, changed=True, reason="ne-1.3.0.img installed",
+                  AtomResult(atom="install_software", ne=ne, changed=True, reason="ne-1.3.0.img installed",
                              evidence={"image": "ne-1.3.0.img", "version": "1.3.0"}), manual=20, mutating=True)
         self.step("activate", "activate_software", 40.0,
-                  AtomResult("activate_software", ne, changed=True, reason="running 1.3.0",
+                  AtomResult(atom="activate_software", ne=ne, changed=True, reason="running 1.3.0",
                              evidence={"running_version": "1.3.0"}),
                   manual=30, mutating=True, undo={"version": "1.2.0", "restart_timeout_s": 900})
         if fail_dial_after:
             failing = {"registration": dial("registration"), "volte_call": dial("volte_call", passed=False)}
             reason = "dial test: volte_call succeeded 7 of 10 times (baseline 10 of 10)"
-            self.step("dial_after", "dial_test", 6.0, AtomResult("dial_test", ne, evidence={"results": failing}),
+            self.step("dial_after", "dial_test", 6.0, AtomResult(atom="dial_test", ne=ne, evidence={"results": failing}),
                       manual=20, gate=True, failed=reason)
             self.roll_back("dial_after", reason, rec.id)
             return
         charging = (f"CHG-{ne}-0001",)
         results = {"registration": dial("registration"), "volte_call": dial("volte_call", charging=charging)}
-        self.step("dial_after", "dial_test", 6.0, AtomResult("dial_test", ne, reason="2 scenario(s) passed",
+        self.step("dial_after", "dial_test", 6.0, AtomResult(atom="dial_test", ne=ne, reason="2 scenario(s) passed",
                                                             evidence={"results": results, "baseline": False}),
                   manual=20, gate=True)
         self.step("billing", "billing_check", 8.0,
-                  AtomResult("billing_check", ne, reason="1 CDR(s) complete",
+                  AtomResult(atom="billing_check", ne=ne, reason="1 CDR(s) complete",
                              evidence={"expected": list(charging), "records": [cdr(ne, charging[0])]}),
                   manual=30, gate=True)
-        self.step("kpis", "kpi_check", 3.0, AtomResult("kpi_check", ne, reason="KPIs within thresholds",
+        self.step("kpis", "kpi_check", 3.0, AtomResult(atom="kpi_check", ne=ne, reason="KPIs within thresholds",
                                                        evidence={"baseline": {"reg_success_pct": 99.7},
                                                                  "current": {"reg_success_pct": 99.6}}),
                   manual=15, gate=True)
         self.step("validate", "validate_upgrade", 2.0,
-                  AtomResult("validate_upgrade", ne, reason="version, config and alarms as expected",
+                  AtomResult(atom="validate_upgrade", ne=ne, reason="version, config and alarms as expected",
                              evidence={"version": "1.3.0"}), manual=20, gate=True)
         self.finish(policy.DONE, "reached target")
 
@@ -152,15 +153,15 @@ class Writer:
         self.outcome.decisions.append({"step": step, "action": "rollback", "comment": DECISION_COMMENT,
                                        "by": "operator", "waited_s": OPERATOR_WAIT_S})
         ne = self.ne
-        undone = [AtomResult("undo:activate_software", ne, changed=True, reason="back on 1.2.0"),
-                  AtomResult("undo:transfer_software", ne, changed=True, reason="ne-1.3.0.img removed"),
-                  AtomResult("undo:config_change", ne, changed=True, reason="config restored byte-identical",
+        undone = [AtomResult(atom="undo:activate_software", ne=ne, changed=True, reason="back on 1.2.0"),
+                  AtomResult(atom="undo:transfer_software", ne=ne, changed=True, reason="ne-1.3.0.img removed"),
+                  AtomResult(atom="undo:config_change", ne=ne, changed=True, reason="config restored byte-identical",
                              diff=diff(config(ne, 3600), config(ne, 3240), before_name="running", after_name="backup"))]
         # install_software journals no undo record (an inactive image is inert), so the
         # runner undoes activate, transfer and set_timer, newest first.
         for entry, result in zip(self.journal.to_undo(CAMPAIGN, ne), undone):
             self.journal.mark_undo(entry.id, "undone", result.to_dict())
-        verified = AtomResult("rollback", ne, changed=False, duration_s=35.0,
+        verified = AtomResult(atom="rollback", ne=ne, changed=False, duration_s=35.0,
                               reason=f"restored to backup {backup_id} and verified",
                               evidence={"backup_id": backup_id, "dial_tests": {"volte_call": dial("volte_call")}})
         self.clock.step(60.0)
@@ -171,7 +172,7 @@ class Writer:
         self.outcome.status, self.outcome.reason = status, reason
         self.outcome.finished_at = self.clock.now
         self.journal.set_ne_status(CAMPAIGN, self.ne, status, reason)
-        _write_evidence(self.outcome)
+        write_outcome(self.outcome, stores.evidence_dir(self.outcome.campaign_id, self.outcome.ne))
 
 
 def make_run(home: Path, *, extra_done: int = 0) -> dict:

@@ -11,7 +11,7 @@ import pytest
 
 from changeline.state.journal import Journal
 from changeline.errors import InputError
-from changeline.flows.ne_flow import NEOutcome, StepOutcome
+from changeline.engine.outcomes import NEOutcome, StepOutcome
 from changeline.reports import records
 from changeline.reports.build import build_campaign_report, campaign_report
 from tests.reports.sample_run import CAMPAIGN, DECISION_COMMENT, OPERATOR_WAIT_S, PROBES, make_run

@@ -9,8 +9,9 @@ import pytest
 
 from changeline.errors import OutcomeError
 from changeline.flows import policy, stores
-from changeline.flows.ne_flow import NEOutcome, RollbackOutcome, StepOutcome, _write_evidence
-from changeline.outcomes import NE_STATUSES
+from changeline.engine.outcomes import NEOutcome, RollbackOutcome, StepOutcome
+from changeline.engine.run import write_outcome
+from changeline.engine.outcomes import NE_STATUSES
 from changeline.reports.build import build_campaign_report
 
 CAMPAIGN = "c-every-status"
@@ -44,7 +45,8 @@ def test_the_report_renders_every_status_an_ne_can_end_in(home):
         names.append(ne)
         journal.set_ne_status(CAMPAIGN, ne, status, f"why {status}")
         if status not in (policy.RUNNING, policy.PAUSED):  # an NE caught at work has no outcome file yet
-            _write_evidence(_outcome(ne, status))
+            outcome = _outcome(ne, status)
+            write_outcome(outcome, stores.evidence_dir(outcome.campaign_id, outcome.ne))
     never_started = "upf-99"
     journal.record_plan(CAMPAIGN, {"targets": [*names, never_started],
                                    "waves": [{"name": "first", "nes": names}, {"name": "rest", "nes": [never_started]}]})

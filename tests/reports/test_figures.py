@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from changeline.errors import InputError
-from changeline.flows.ne_flow import NEOutcome, StepOutcome
+from changeline.engine.outcomes import NEOutcome, StepOutcome
 from changeline.reports import figures
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from changeline.flows.ne_flow import NEOutcome, StepOutcome
+from changeline.engine.outcomes import NEOutcome, StepOutcome
 from changeline.reports.timeline import Timeline, layout, nice_step, row_height, timeline
 
 T0 = 1_800_000_000.0

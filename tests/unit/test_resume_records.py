@@ -6,7 +6,8 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from changeline.state.journal import Journal
-from changeline.flows.ne_flow import StepOutcome, finished_steps
+from changeline.engine.outcomes import StepOutcome
+from changeline.engine.run import finished_steps
 
 
 def _step(name: str, atom: str = "dial_test", gate: bool = False):

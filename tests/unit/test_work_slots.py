@@ -1,4 +1,4 @@
-"""The campaign's concurrency cap (flows.turns.WorkSlots): never more than `cap` NEs at work,
+"""The campaign's concurrency cap (changeline.engine.turns.WorkSlots): never more than `cap` NEs at work,
 and a freed slot goes to the waiting NE first in dispatch order. Threads, no devices."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 
-from changeline.flows.turns import WorkSlots, lookahead
+from changeline.engine.turns import WorkSlots, lookahead
 
 
 def _wait_until(predicate, timeout: float = 5.0) -> None:

@@ -1,6 +1,7 @@
 """Who may work when, inside one campaign: turns to start a run, working slots (the
 concurrency cap, handed out in dispatch order) and NE outcomes as they settle. Pure
-threading; the campaign flow composes them with the server-side locks (flows.locks)."""
+threading; the Campaign scheduler (changeline.engine.campaign) composes them with the
+locks it is given (flows.locks on a Prefect server)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,7 @@
-"""What a change did to one NE, in one typed shape: the per-NE flow writes it, the campaign
-summary, the journal's step records and the report read it back.
+"""What a change did to one NE, in one typed shape: an atom returns a StepOutcome (atoms call
+it AtomResult), the engine completes it with the step's name and timing, an NEOutcome holds
+the NE's steps, anomalies, decisions and rollback; the campaign summary, the journal's step
+records, the Prefect states and the report all carry these, as `to_dict()` on the way out.
 
 Plain dataclasses (no Prefect), checked on the way out (`to_dict`) and on the way in
 (`from_dict`): a field of the wrong type or a status no NE can end in is an OutcomeError
@@ -52,9 +54,12 @@ def _fill(cls, raw: Any, where: str) -> dict[str, Any]:
 
 @dataclass
 class StepOutcome:
-    name: str
-    atom: str
-    status: str                     # done | failed | skipped
+    """One step (or one atom call, or one undo) on one NE. A failure is data: status `failed`
+    with the reason and the evidence, never an exception past the engine."""
+
+    name: str = ""                  # the model's step name; the engine sets it
+    atom: str = ""
+    status: str = "done"            # done | failed | skipped
     changed: bool = False
     reason: str = ""
     started_at: float = 0.0
@@ -64,6 +69,14 @@ class StepOutcome:
     diff: str = ""
     manual_minutes: float = 0.0     # what a person would have spent on this step by hand
     estimate_s: float = 0.0
+    before: dict[str, Any] = field(default_factory=dict)   # device state the atom read first
+    after: dict[str, Any] = field(default_factory=dict)    # and what it left
+    ne: str = ""
+    atom_s: float = 0.0             # of duration_s, the time inside the atom (the rest: the engine's)
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "failed"
 
     def validate(self, where: str = "step") -> "StepOutcome":
         _fill(StepOutcome, self.__dict__, where)
@@ -81,7 +94,6 @@ class StepOutcome:
         for required in ("name", "status"):
             if required not in values:
                 raise OutcomeError(f"{where}.{required}: missing")
-        values.setdefault("atom", "")
         return cls(**values).validate(where)
 
 
@@ -166,7 +178,7 @@ class NEOutcome:
 _KINDS: dict[type, dict[str, Any]] = {
     StepOutcome: {"name": str, "atom": str, "status": str, "changed": bool, "reason": str, "started_at": float,
                   "duration_s": float, "gate": bool, "evidence": dict, "diff": str, "manual_minutes": float,
-                  "estimate_s": float},
+                  "estimate_s": float, "before": dict, "after": dict, "ne": str, "atom_s": float},
     RollbackOutcome: {"ok": bool, "reason": str, "cause": str, "undone": list, "verified": dict, "started_at": float},
     NEOutcome: {"ne": str, "ne_type": str, "campaign_id": str, "status": str, "reason": str, "from_version": str,
                 "to_version": str, "steps": list, "anomalies": list, "decisions": list, "rollback": dict,
