@@ -307,6 +307,10 @@ def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
         return mismatch
     if isinstance(err, TimeoutExpiredError):
         return DeviceTimeout(f"NETCONF reply timed out: {err}", host=endpoint.name)
+    if isinstance(err, paramiko.SSHException) and "Timeout opening channel" in str(err):
+        # Logged in, but the NE never answered the channel open (one on its way down for a
+        # restart): transient, so an NE's restart probes try again instead of giving up.
+        return DeviceTimeout(f"NETCONF channel open timed out: {err}", host=endpoint.name)
     if isinstance(err, (nc_errors.SessionCloseError, nc_errors.TransportError, EOFError, ConnectionError)):
         return SessionDropped(f"NETCONF session dropped: {type(err).__name__} {err}".strip(), host=endpoint.name)
     if isinstance(err, (socket.timeout, TimeoutError)):
