@@ -114,7 +114,7 @@ def test_step_timeout_stops_a_hung_activation_at_its_budget(ctx_for, images, sim
     with pytest.raises(StepTimeout, match=r"step act \(activate_software, timeout 3 s\) ran out of time") as err:
         runner.execute("activate_software", ctx, {"version": "1.3.0"}, timeout_s=3)
     took = time.monotonic() - started
-    assert 3 <= took < 6, took
+    assert 3 <= took < 9, took  # before the atom's own restart wait (9 s) would have ended it
     assert "nrf-3" in err.value.reason
     entry = ctx.journal.to_undo(ctx.run_id, ctx.ne)[0]  # journaled before it acted: rollback knows
     assert entry.atom == "activate_software"

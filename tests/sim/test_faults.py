@@ -184,9 +184,15 @@ def test_slow_replies_delay_every_rpc(sim):
         nc.get_config(source="running")
         assert time.monotonic() - started >= 0.4
         sim.control.clear_faults("amf-1", "slow-replies")
-        started = time.monotonic()
-        nc.get_config(source="running")
-        assert time.monotonic() - started < 0.3
+        # While the fault holds, no reply comes sooner than 0.4 s; one reply that does proves it
+        # gone. A few tries, so a busy machine's slow reply is not taken for the fault.
+        assert any(_took(nc) < 0.4 for _ in range(20))
+
+
+def _took(nc) -> float:
+    started = time.monotonic()
+    nc.get_config(source="running")
+    return time.monotonic() - started
 
 
 @pytest.mark.parametrize("after,applied", [(False, "3240"), (True, "1800")])
