@@ -160,7 +160,7 @@ def plan_limit(inventory: Path, *, concurrency: int, speed: float, image_bytes: 
     """Device-time limit of the campaign for this inventory (see bench/limit.py)."""
     from changeline.devices.inventory import load_inventory
     from changeline.devices.sim.profiles import builtin_profiles, find_type
-    from changeline.flows.policy import dispatch_order
+    from changeline.engine.policy import dispatch_order
     from changeline.models.compile import compile_for_host, eligibility, load_model, plan_waves
 
     profiles = builtin_profiles()

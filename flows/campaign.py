@@ -28,7 +28,8 @@ from changeline.devices.inventory import load_inventory
 from changeline.engine.campaign import Admission, Campaign, lock_names, prepare, untouched
 from changeline.engine.outcomes import NEOutcome
 from changeline.errors import ChangelineError
-from changeline.flows import policy, progress, stores
+from changeline.engine import policy
+from changeline.flows import progress, stores
 from changeline.flows import probe as service_probe
 from changeline.flows.locks import NeLocks
 from changeline.flows.ne_flow import ne_change_subflow

@@ -13,7 +13,8 @@ import typer
 
 from changeline.arguments import COMMAND_LINE, Arguments
 from changeline.errors import EXIT_NOT_AT_TARGET, EXIT_OK, InputError, Problem, quoted, redact
-from changeline.flows import policy, stores
+from changeline.engine import policy
+from changeline.flows import stores
 from changeline.flows.quiet import quiet_expected_errors
 from changeline.flows.server import ensure_server, flow_run_url, ui_url
 

@@ -25,7 +25,8 @@ from changeline.engine.campaign import Admission
 from changeline.engine.outcomes import NEOutcome, StepOutcome
 from changeline.engine.run import Decision, NeRun, Processor, run_plan
 from changeline.errors import ChangelineError
-from changeline.flows import policy, progress, stores
+from changeline.engine import policy
+from changeline.flows import progress, stores
 
 
 class AnomalyDecision(RunInput):

@@ -22,7 +22,8 @@ import urllib.parse
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
-from changeline.flows import policy, stores
+from changeline.engine import policy
+from changeline.flows import stores
 
 log = logging.getLogger("changeline.progress")
 

@@ -25,7 +25,8 @@ from changeline.devices.inventory import load_inventory
 from changeline.engine.campaign import lock_names
 from changeline.engine.run import undo_and_verify
 from changeline.errors import ChangelineError
-from changeline.flows import policy, progress, stores
+from changeline.engine import policy
+from changeline.flows import progress, stores
 from changeline.flows.locks import NeLocks
 from changeline.flows.ne_flow import ne_run
 

@@ -12,7 +12,7 @@ a missing flow-run heartbeat unless an automation is set up - so the campaign wo
 ever, holding the NE's lock. Instead the campaign watches the heartbeats: once the run's flow
 runs, heartbeats that stop moving for a lease (CHANGELINE_WORKER_LEASE_S, measured on the
 campaign's own clock, so no two machines' clocks are compared) mean the worker is gone (a run a
-worker took but whose process has not started gets a few leases: flows.policy.Liveness). The
+worker took but whose process has not started gets a few leases: engine.policy.Liveness). The
 run is marked Crashed with the reason, and the NE is handed to a new attempt and dispatched
 again: the new run goes on from where the journal says the dead one stood (finished steps are
 kept, the step it was caught in is entered again - atoms are idempotent - and a rollback
@@ -35,7 +35,8 @@ from typing import Any, Callable, Iterator
 from prefect import flow
 
 from changeline.errors import ChangelineError
-from changeline.flows import policy, stores
+from changeline.engine import policy
+from changeline.flows import stores
 from changeline.flows.ne_flow import ne_change
 from changeline.engine.outcomes import NEOutcome
 
@@ -158,7 +159,7 @@ def run_on_worker(deployment: str, model_file: str, inventory: str, host, campai
 
 
 def _phase(state) -> str:
-    """A run's phase for flows.policy.Liveness, from its Prefect state."""
+    """A run's phase for engine.policy.Liveness, from its Prefect state."""
     if state is not None and (state.is_running() or state.is_paused()):
         return "running"
     return "starting" if state is not None and state.is_pending() else "waiting"

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from changeline.flows import policy
+from changeline.engine import policy
 from changeline.reports import figures
 from changeline.reports.evidence import config_diff, safe_name, write_pack
 from changeline.reports.records import RunRecords, epoch, load_run

@@ -17,7 +17,8 @@ from typing import Any
 from changeline.state.backups import BackupRecord
 from changeline.errors import BackupError, InputError, Problem
 from changeline.engine import outcomes
-from changeline.flows import policy, stores
+from changeline.engine import policy
+from changeline.flows import stores
 
 def normalised(outcome: dict[str, Any], where: str = "outcome") -> dict[str, Any]:
     """An outcome as stored, in its full typed shape (changeline.engine.outcomes), plus what the

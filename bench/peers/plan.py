@@ -91,7 +91,7 @@ def serial_batches(waves: list[list[str]], pool_of: dict[str, str | None]) -> li
 
 def build_plan(inventory: Path, models: list[str], image_repo: str) -> dict[str, Any]:
     from changeline.devices.inventory import load_inventory
-    from changeline.flows.policy import dispatch_order
+    from changeline.engine.policy import dispatch_order
     from changeline.models.compile import compile_for_host, eligibility, load_model, plan_waves
 
     loaded = [load_model(m) for m in models]

@@ -24,7 +24,7 @@ from changeline.engine.outcomes import NEOutcome
 from changeline.engine.run import Hooks, time_scale
 from changeline.engine.turns import Settling, StartTurn, WorkSlots, lookahead
 from changeline.errors import ChangelineError
-from changeline.flows import policy
+from changeline.engine import policy
 
 log = logging.getLogger("changeline.campaign")
 

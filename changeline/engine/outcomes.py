@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from changeline.errors import OutcomeError
-from changeline.flows import policy
+from changeline.engine import policy
 
 # Where an NE's outcome can stand: a final state, or caught on the way (a report of a campaign
 # whose engine died shows the journal's last word for it).

@@ -25,7 +25,7 @@ from changeline.engine import runner
 from changeline.engine.atom import AtomContext
 from changeline.engine.outcomes import NEOutcome, RollbackOutcome, StepOutcome
 from changeline.errors import ChangelineError
-from changeline.flows import policy
+from changeline.engine import policy
 
 if TYPE_CHECKING:
     from changeline.devices.inventory import Host

@@ -148,7 +148,8 @@ def check_ne(sim, campaign_id: str, name: str, ne_type: str, config_before: byte
     """The cell's verdict on one NE, from its own reads; returns its status. Faults are cleared first
     (what is checked is where the line left the NE, not what the fault still does)."""
     from changeline.devices.configxml import canonical
-    from changeline.flows import policy, stores
+    from changeline.engine import policy
+    from changeline.flows import stores
 
     sim.control.clear_faults(name)
     sim.control.clear_alarms(name)
@@ -238,7 +239,8 @@ def rolling_back(ne: str) -> Callable[[dict], bool]:
 def rollback_under_way(campaign_id: str, ne: str, gate: str, after_s: float = 0.3) -> Callable[[dict], bool]:
     """`after_s` seconds after the NE's `gate` failed while it is still at work: inside the
     rollback (undoing an activation alone takes a restart, seconds even on a fast simulator)."""
-    from changeline.flows import policy, stores
+    from changeline.engine import policy
+    from changeline.flows import stores
 
     seen: dict[str, float] = {}
 

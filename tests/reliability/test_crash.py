@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from changeline.flows import policy, stores
+from changeline.engine import policy
+from changeline.flows import stores
 from changeline.flows.rollback_flow import rollback
 from tests.reliability.matrix import FULL, MODELS, build_report, check_ne, configs_before, kill_when, \
     model_variant, models_with, rollback_under_way, rolling_back, run_to_end, start_engine, summary_of

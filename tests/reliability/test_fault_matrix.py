@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from changeline.flows import policy, stores
+from changeline.engine import policy
+from changeline.flows import stores
 from tests.reliability.matrix import FAULT_CELLS, FULL, build_report, cell_nes, check_ne, configs_before, \
     model_variant, models_with, summary_of
 

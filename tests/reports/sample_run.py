@@ -22,7 +22,8 @@ from changeline.engine.atom import AtomResult
 from changeline.state.api import Backups, StateStore
 from changeline.devices.configxml import canonical, diff
 from changeline.devices.ne_api import DialTestResult
-from changeline.flows import policy, progress, stores
+from changeline.engine import policy
+from changeline.flows import progress, stores
 from changeline.engine.outcomes import NEOutcome, StepOutcome
 from changeline.engine.run import write_outcome
 

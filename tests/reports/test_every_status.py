@@ -8,7 +8,8 @@ import json
 import pytest
 
 from changeline.errors import OutcomeError
-from changeline.flows import policy, stores
+from changeline.engine import policy
+from changeline.flows import stores
 from changeline.engine.outcomes import NEOutcome, RollbackOutcome, StepOutcome
 from changeline.engine.run import write_outcome
 from changeline.engine.outcomes import NE_STATUSES

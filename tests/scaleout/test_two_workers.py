@@ -15,7 +15,8 @@ import psutil
 import pytest
 
 from changeline.devices.sim.images import generate_image
-from changeline.flows import policy, stores
+from changeline.engine import policy
+from changeline.flows import stores
 from tests.reliability.matrix import ORIGINAL, build_report, check_ne, configs_before, model_variant
 from tests.simfixture import running_sim
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from changeline.errors import InputError
-from changeline.flows.policy import STARTING_LEASES, WORKER_LEASE_S, Liveness, worker_lease_s
+from changeline.engine.policy import STARTING_LEASES, WORKER_LEASE_S, Liveness, worker_lease_s
 
 
 def test_heartbeats_that_move_keep_a_run_alive_however_long_it_works():

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from changeline.engine import decisions as d
-from changeline.flows import policy
+from changeline.engine import policy
 
 
 def test_alarm_blocking_by_severity():
