@@ -46,7 +46,9 @@ def test_kill_mid_rollback_then_resume_finishes_that_rollback_with_its_reason(pr
                                        max_failures=0, concurrency=2))
     before = configs_before(rel_sim, names)
     rel_sim.control.add_fault(names[0], "dial-test-fail-after-upgrade")
-    rel_sim.control.add_fault(names[1], "slow-replies", delay_s=0.15)
+    # A second per reply: upf-midrb-2 must still be at work when the kill comes, however long a
+    # busy machine keeps upf-midrb-1 from its dial test (0.15 s once let it finish first in CI).
+    rel_sim.control.add_fault(names[1], "slow-replies", delay_s=1.0)
     cid = "crash-midrb"
     engine = start_engine(*_run_args(rel_sim, rel_images, models, names, cid))
     at_kill = kill_when(engine, cid, rollback_under_way(cid, names[0], "dial-test"))
