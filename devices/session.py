@@ -11,6 +11,7 @@ unknown or changed key refuses the connection before any credential is sent.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import selectors
@@ -683,14 +684,13 @@ class DeviceSession:
     def _cli_connection(self):
         if self._cli is not None and self._cli.is_alive():
             return self._cli
-        from netmiko import ConnectHandler
-
         ep = self.endpoint
         known_host_keys(ep, ep.ssh_port)  # fail early with a clear reason
         sock = _open_socket(ep, ep.ssh_port)
         try:
-            self._cli = ConnectHandler(
-                device_type=self._platform.cli_device or "generic", host=ep.hostname, port=ep.ssh_port, username=ep.username,
+            device_type = self._platform.cli_device or "generic"
+            self._cli = _cli_driver(device_type)(
+                device_type=device_type, host=ep.hostname, port=ep.ssh_port, username=ep.username,
                 password=ep.password or "", key_file=ep.key_file, use_keys=bool(ep.key_file),
                 allow_agent=False, ssh_strict=True, system_host_keys=False, alt_host_keys=True,
                 alt_key_file=ep.known_hosts, sock=sock, conn_timeout=ep.timeout, fast_cli=True,
@@ -756,6 +756,39 @@ class DeviceSession:
             raise _map_ssh_error(err, self.endpoint, "SFTP list") from err
 
 
+class _BoundedSSHClient(paramiko.SSHClient):
+    """netmiko's SSH client, with its shell channel's open bounded by `channel_timeout`:
+    netmiko passes none, and paramiko then waits an hour for an NE that logged us in and
+    never answers the open (one on its way down for a restart). A failed open closes the
+    transport, which netmiko would otherwise leave running."""
+
+    def __init__(self, channel_timeout: float) -> None:
+        super().__init__()
+        self.channel_timeout = channel_timeout
+
+    def connect(self, *args, **kwargs) -> None:
+        super().connect(*args, channel_timeout=self.channel_timeout, **kwargs)
+
+    def invoke_shell(self, *args, **kwargs) -> paramiko.Channel:
+        try:
+            return super().invoke_shell(*args, **kwargs)
+        except BaseException:
+            self.close()
+            raise
+
+
+@functools.cache
+def _cli_driver(device_type: str) -> type:
+    """netmiko's driver class for `device_type` on a `_BoundedSSHClient` (bound: its conn_timeout)."""
+    from netmiko.ssh_dispatcher import CLASS_MAPPER
+
+    if device_type not in CLASS_MAPPER:
+        raise DeviceError(f"netmiko has no driver {device_type!r}")
+    base = CLASS_MAPPER[device_type]
+    return type(f"Bounded{base.__name__}", (base,),
+                {"_get_ssh_client_instance": lambda self: _BoundedSSHClient(self.conn_timeout)})
+
+
 def _login(transport: paramiko.Transport, endpoint: Endpoint) -> None:
     """The key file if there is one, else (or if it is refused) the password, as SSHClient tries them."""
     refused: Exception | None = None
@@ -788,6 +821,9 @@ def _map_ssh_error(err: Exception, endpoint: Endpoint, what: str) -> DeviceError
         return DeviceError(f"{what}: no such file: {err}", host=endpoint.name)
     if isinstance(err, PermissionError):
         return DeviceError(f"{what}: permission denied: {err}", host=endpoint.name)
+    if isinstance(err, paramiko.SSHException) and "Timeout opening channel" in str(err):
+        # As for NETCONF: logged in, the open never answered; transient, so probes try again.
+        return DeviceTimeout(f"{what} channel open timed out: {err}", host=endpoint.name)
     if "Timeout" in name or isinstance(err, (socket.timeout, TimeoutError)):
         return DeviceTimeout(f"{what} timed out: {err}", host=endpoint.name)
     if isinstance(err, (EOFError, ConnectionError, paramiko.SSHException, OSError)):
