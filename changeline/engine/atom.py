@@ -16,11 +16,10 @@ from typing import TYPE_CHECKING, Any, Callable
 from changeline.engine.outcomes import StepOutcome
 
 if TYPE_CHECKING:
-    from changeline.state.backups import BackupStore
-    from changeline.state.journal import Journal
     from changeline.devices.inventory import Host
     from changeline.devices.platforms import Driver
     from changeline.devices.session import DeviceSession
+    from changeline.state.api import Backups, StateStore
 
 
 @dataclass(frozen=True)
@@ -52,8 +51,8 @@ class AtomContext:
 
     host: "Host"
     session: "DeviceSession"
-    journal: "Journal"
-    backups: "BackupStore"
+    journal: "StateStore"
+    backups: "Backups"
     run_id: str
     step: str = ""
     speed: float = 1.0                 # scales waits for simulated NEs; 1.0 on real networks

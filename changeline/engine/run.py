@@ -30,8 +30,7 @@ from changeline.engine import policy
 if TYPE_CHECKING:
     from changeline.devices.inventory import Host
     from changeline.engine.campaign import Admission
-    from changeline.state.backups import BackupStore
-    from changeline.state.journal import Journal
+    from changeline.state.api import Backups, StateStore
 
 log = logging.getLogger("changeline.engine")
 
@@ -103,8 +102,8 @@ class NeRun:
 
     host: "Host"
     campaign_id: str
-    journal: "Journal"
-    backups: "BackupStore"
+    journal: "StateStore"
+    backups: "Backups"
     evidence_dir: Path | None = None       # outcome.json goes here
     log: Callable[[str], None] = log.info
     warn: Callable[[str], None] = logging.getLogger("changeline.engine").warning  # an anomaly: what an operator scanning the log must see
