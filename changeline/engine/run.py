@@ -201,7 +201,7 @@ def run_step(run: NeRun, ctx: AtomContext, hooks: Hooks, step) -> StepOutcome:
         result.atom_s = time.perf_counter() - began
         return result
 
-    ctx.step = step.name
+    ctx.step, ctx.source = step.name, step.source
     started, began = time.time(), time.perf_counter()
     try:
         result = hooks.wrap("run_step", call, run, step)
@@ -282,7 +282,7 @@ def _roll_back(run: NeRun, ctx: AtomContext, hooks: Hooks, outcome: NEOutcome, p
     journal = run.journal
     journal.record_change(outcome.campaign_id, outcome.ne, outcome.anomalies, outcome.decisions, rollback_cause=cause)
     journal.set_ne_status(outcome.campaign_id, outcome.ne, policy.RUNNING, f"rolling back after {cause}")
-    ctx.step = "rollback"
+    ctx.step, ctx.source = "rollback", plan.rollback.verify.source if plan.rollback else None
     ctx.session.reconnect()
     undo = (plan.rollback.strategy if plan.rollback else "journal") == "journal"
     verify_args = dict(plan.rollback.verify.args) if plan.rollback else {}
