@@ -49,7 +49,7 @@ class StepSource:
     @classmethod
     def of(cls, source: SourceMap, path: FieldPath, args: Any, args_at: FieldPath = ("with",)) -> "StepSource":
         """The step at `path` of the model `source` maps, its arguments `args` as written."""
-        fields: list[FieldPath] = [(), ("name",), ("atom",), args_at]
+        fields: list[FieldPath] = [(), ("atom",), args_at]
 
         def walk(value: Any, at: FieldPath) -> None:
             items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
