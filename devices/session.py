@@ -11,6 +11,7 @@ unknown or changed key refuses the connection before any credential is sent.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import selectors
@@ -62,25 +63,127 @@ for _channel in ("paramiko.transport", "ncclient.transport.ssh"):
 READ_WAKE_S = 5.0  # a bound only: the channel wakes the reader on data and on close
 
 
+# paramiko's transport thread wakes every _active_check_timeout (0.1 s) to look for a close
+# it has not been told about; with two transports per NE that was 20 wake-ups a second per NE,
+# each taking the GIL from the threads doing work (bench/sim_scale.py --device-sessions:
+# 40% of the client's CPU while 200 NEs each sent one <get> a second). `_Transport.close`
+# wakes the thread itself (shutdown), so a longer wait delays nothing we wait for: a close,
+# an EOF and every packet wake it at once; a handshake that overruns its timeout ends at most
+# this much later.
+TRANSPORT_WAKE_S = 1.0
+# AES-GCM first: one AEAD pass per packet instead of AES-CTR plus an HMAC computed and
+# compared in Python (paramiko's default prefers ctr). The rest of paramiko's list follows for
+# NEs without GCM. Key exchange stays paramiko's (mlkem768x25519, then curve25519).
+_GCM = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+# What known_hosts calls an RSA key, and the signature algorithms that verify it (paramiko 4
+# dropped ssh-rsa's SHA-1 signatures).
+_KEY_ALGORITHMS = {"ssh-rsa": ("rsa-sha2-512", "rsa-sha2-256")}
+
+
+class _Transport(paramiko.Transport):
+    """paramiko's client transport with the wake-up and cipher preferences above."""
+
+    _active_check_timeout = TRANSPORT_WAKE_S
+    _preferred_ciphers = _GCM + tuple(c for c in paramiko.Transport._preferred_ciphers if c not in _GCM)
+
+    def close(self) -> None:
+        if self.active:
+            try:  # wakes our thread out of its read now, not at its next TRANSPORT_WAKE_S
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        super().close()
+
+
+def _client_transport(sock: socket.socket, known: dict[str, paramiko.PKey], *, timeout: float,
+                      only_known_types: bool, what: str, endpoint: "Endpoint") -> _Transport:
+    """An SSH transport whose key exchange is done and whose host key matched `known` (the
+    NE's known_hosts keys by type). `only_known_types` offers only those types (NETCONF, as
+    ncclient did: another type fails the negotiation); otherwise they come first (SFTP, as
+    paramiko's SSHClient). Channel opens on it are bounded by `timeout`: paramiko's
+    channel_timeout is an hour by default."""
+    transport = _Transport(sock)
+    try:
+        ours = [name for kind in known for name in _KEY_ALGORITHMS.get(kind, (kind,)) if name in transport._key_info]
+        options = transport.get_security_options()
+        options.key_types = ours if only_known_types else ours + [k for k in options.key_types if k not in ours]
+        transport.banner_timeout = transport.handshake_timeout = transport.auth_timeout = timeout
+        transport.channel_timeout = timeout
+        transport.start_client(timeout=timeout)
+        offered = transport.get_remote_server_key()
+        expected = known.get(offered.get_name())
+        if expected is None or expected.asbytes() != offered.asbytes():
+            raise HostKeyError(f"{what}: host key not trusted (the NE's {offered.get_name()} key "
+                               f"{offered.fingerprint} is not the one known_hosts holds for it)", host=endpoint.name)
+    except BaseException:
+        transport.close()
+        raise
+    return transport
+
+
+def _root_of(raw: str) -> tuple[str, dict[str, str]]:
+    """A message's root tag and attributes from its first bytes. ncclient's parse_root runs
+    lxml's iterparse over the whole message for this (a quarter of a millisecond for an 8 KiB
+    reply here, more than parsing it fully, and the reply is parsed in full twice more)."""
+    parser = etree.XMLPullParser(events=("start",), resolve_entities=False, no_network=True)
+    for at in range(0, len(raw), 512):
+        parser.feed(raw[at:at + 512].encode())
+        for _, element in parser.read_events():
+            return element.tag, dict(element.attrib)
+    raise ValueError("no root element in the message")
+
+
 class _NetconfSession(SSHSession):
-    """ncclient's SSH session, but `send` frames and writes the message itself (RFC 6242:
-    end-of-message framing for the hello and base:1.0, chunked framing once both sides said
-    base:1.1), within `send_timeout_s`. A write cut short leaves the framing broken, so the
-    session is closed and the caller sees it dropped."""
+    """ncclient's SSH session, but on a `_Transport` it sets up itself (`open`), and `send`
+    frames and writes the message itself (RFC 6242: end-of-message framing for the hello and
+    base:1.0, chunked framing once both sides said base:1.1), within `send_timeout_s`. A write
+    cut short leaves the framing broken, so the session is closed and the caller sees it
+    dropped."""
 
     send_timeout_s: float = 30.0
-    connect_timeout_s: float = 30.0
 
     def __init__(self, device_handler) -> None:
         super().__init__(device_handler)
         self._write_lock = threading.Lock()
 
-    def _auth(self, *args, **kwargs) -> None:
-        # The NETCONF channel is opened right after the login, and paramiko waits for the NE
-        # to answer that open for its channel_timeout, an hour by default: an NE that accepted
-        # the connection on its way down (a restart) held a probe for that long.
-        self._transport.channel_timeout = self.connect_timeout_s
-        super()._auth(*args, **kwargs)
+    def open(self, sock: socket.socket, known: dict[str, paramiko.PKey], *, endpoint: "Endpoint",
+             username: str, password: str | None, key_filename: str | None, timeout: float) -> None:
+        """What ncclient's SSHSession.connect does for a socket and host keys we hand it."""
+        self._host = endpoint.hostname
+        self._transport = _client_transport(sock, known, timeout=timeout, only_known_types=True,
+                                            what="NETCONF", endpoint=endpoint)
+        self._auth(username, password, [key_filename] if key_filename else [], False, False)
+        self._connected = True
+        self._closing.clear()
+        for name in self._device_handler.get_ssh_subsystem_names():
+            # Bounded by the transport's channel_timeout: an NE on its way down for a restart
+            # can log us in and never answer the open.
+            self._channel = self._transport.open_session()
+            self._channel_id = self._channel.get_id()
+            self._channel.set_name(f"{name}-subsystem-{self._channel_id}")
+            try:
+                self._channel.invoke_subsystem(name)
+            except paramiko.SSHException:
+                self._channel.close()
+                continue
+            self._channel_name = self._channel.get_name()
+            self._post_connect(timeout)
+            self.parser = self._device_handler.get_xml_parser(self)
+            return
+        raise nc_errors.SSHError("the NE refused the NETCONF subsystem")
+
+    def _dispatch_message(self, raw: str) -> None:
+        """Session._dispatch_message with `_root_of` for the root (and none of SSHSession's
+        per-message log lines); a message it cannot read goes through ncclient's own path."""
+        try:
+            root = _root_of(raw)
+        except (etree.XMLSyntaxError, ValueError):
+            super()._dispatch_message(raw)
+            return
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener.callback(root, raw)
 
     def run(self) -> None:
         """ncclient's session loop without the send queue (Session.run, ncclient 0.7)."""
@@ -129,20 +232,21 @@ class _NetconfSession(SSHSession):
                 raise nc_errors.TransportError(f"NETCONF write failed: {type(err).__name__} {err}".strip()) from err
 
 
-def _connect_netconf(*, device_params: dict, manager_params: dict, send_timeout_s: float, **connect) -> Manager:
-    """ncclient.manager.connect_ssh with _NetconfSession as the transport."""
+def _connect_netconf(sock: socket.socket, known: dict[str, paramiko.PKey], *, endpoint: "Endpoint",
+                     device_params: dict, rpc_timeout: float, connect_timeout: float) -> Manager:
+    """ncclient.manager.connect_ssh on our socket, host keys and `_NetconfSession`. The device
+    handler's extra connect parameters are not taken: some vendors' accept unknown host keys."""
     handler = make_device_handler(device_params)
-    handler.add_additional_ssh_connect_params(connect)
     session = _NetconfSession(handler)
-    session.send_timeout_s = send_timeout_s
-    session.connect_timeout_s = connect.get("timeout") or send_timeout_s
+    session.send_timeout_s = rpc_timeout
     try:
-        session.connect(**connect)
-    except Exception:
+        session.open(sock, known, endpoint=endpoint, username=endpoint.username, password=endpoint.password,
+                     key_filename=endpoint.key_file, timeout=connect_timeout)
+    except BaseException:
         if session.transport:
             session.close()
         raise
-    return Manager(session, handler, **manager_params)
+    return Manager(session, handler, timeout=rpc_timeout)
 
 
 @dataclass(frozen=True)
@@ -207,15 +311,6 @@ def known_host_keys(endpoint: Endpoint, port: int) -> dict[str, paramiko.PKey]:
         raise HostKeyError(f"no host key for {lookup} in {path}; add it after checking its fingerprint",
                            host=endpoint.name)
     return entry
-
-
-def known_host_key(endpoint: Endpoint, port: int) -> paramiko.PKey:
-    """The NE's preferred host key from known_hosts (see known_host_keys)."""
-    entry = known_host_keys(endpoint, port)
-    for kind in ("ssh-ed25519", "ecdsa-sha2-nistp256", "rsa-sha2-512", "ssh-rsa"):
-        if kind in entry:
-            return entry[kind]
-    return next(iter(entry.values()))
 
 
 def known_hosts_name(hostname: str, port: int) -> str:
@@ -300,8 +395,6 @@ def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
         if not cut_off and (cause.startswith(_LOGIN_REFUSED) or cause == "No authentication methods available"):
             return AuthenticationError("NETCONF authentication failed", host=endpoint.name)
         return SessionDropped(f"NETCONF connection dropped during login: {cause}", host=endpoint.name)
-    if isinstance(err, nc_errors.SSHUnknownHostError):
-        return HostKeyError(f"host key does not match known_hosts ({err})", host=endpoint.name)
     mismatch = _key_type_mismatch(err, endpoint, endpoint.netconf_port)
     if mismatch is not None:
         return mismatch
@@ -354,7 +447,7 @@ class DeviceSession:
         self.rpc_timeout = rpc_timeout or endpoint.timeout
         self._nc = None
         self._cli = None
-        self._ssh: paramiko.SSHClient | None = None
+        self._ssh: _Transport | None = None  # the SFTP client's
         self._sftp: paramiko.SFTPClient | None = None
         # What we learned about the NE that cannot change while it runs (e.g. which contract it speaks).
         self.facts: dict[str, object] = {}
@@ -447,17 +540,12 @@ class DeviceSession:
         self._nc = None
         ep = self.endpoint
         connect_s = self._bounded(ep.timeout)
-        hostkey = known_host_key(ep, ep.netconf_port)
+        known = known_host_keys(ep, ep.netconf_port)
         sock = _open_socket(ep, ep.netconf_port)
         try:
-            self._nc = _connect_netconf(
-                host=ep.hostname, port=ep.netconf_port, username=ep.username, password=ep.password,
-                key_filename=ep.key_file, allow_agent=False, look_for_keys=False,
-                hostkey_verify=True, hostkey_b64=hostkey.get_base64(), sock=sock,
-                timeout=connect_s, manager_params={"timeout": self.rpc_timeout},
-                device_params={"name": self._platform.netconf_device or "default"},
-                send_timeout_s=self.rpc_timeout,
-            )
+            self._nc = _connect_netconf(sock, known, endpoint=ep, rpc_timeout=self.rpc_timeout,
+                                        connect_timeout=connect_s,
+                                        device_params={"name": self._platform.netconf_device or "default"})
         except Exception as err:
             sock.close()
             mapped = _map_nc_error(err, ep)
@@ -596,14 +684,13 @@ class DeviceSession:
     def _cli_connection(self):
         if self._cli is not None and self._cli.is_alive():
             return self._cli
-        from netmiko import ConnectHandler
-
         ep = self.endpoint
-        known_host_key(ep, ep.ssh_port)  # fail early with a clear reason
+        known_host_keys(ep, ep.ssh_port)  # fail early with a clear reason
         sock = _open_socket(ep, ep.ssh_port)
         try:
-            self._cli = ConnectHandler(
-                device_type=self._platform.cli_device or "generic", host=ep.hostname, port=ep.ssh_port, username=ep.username,
+            device_type = self._platform.cli_device or "generic"
+            self._cli = _cli_driver(device_type)(
+                device_type=device_type, host=ep.hostname, port=ep.ssh_port, username=ep.username,
                 password=ep.password or "", key_file=ep.key_file, use_keys=bool(ep.key_file),
                 allow_agent=False, ssh_strict=True, system_host_keys=False, alt_host_keys=True,
                 alt_key_file=ep.known_hosts, sock=sock, conn_timeout=ep.timeout, fast_cli=True,
@@ -628,26 +715,20 @@ class DeviceSession:
     @property
     def sftp(self) -> paramiko.SFTPClient:
         self.time_left()
-        if self._sftp is not None and self._ssh is not None and self._ssh.get_transport() \
-                and self._ssh.get_transport().is_active():
+        if self._sftp is not None and self._ssh is not None and self._ssh.is_active():
             return self._sftp
         self._close_ssh()
         ep = self.endpoint
-        client = paramiko.SSHClient()
-        for kind, key in known_host_keys(ep, ep.ssh_port).items():  # the NE's keys only: no re-read of the file
-            client.get_host_keys().add(known_hosts_name(ep.hostname, ep.ssh_port), kind, key)
-        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        known = known_host_keys(ep, ep.ssh_port)
         sock = _open_socket(ep, ep.ssh_port)
         try:
-            client.connect(ep.hostname, port=ep.ssh_port, username=ep.username, password=ep.password,
-                           key_filename=ep.key_file, allow_agent=False, look_for_keys=False, sock=sock,
-                           timeout=ep.timeout, banner_timeout=ep.timeout, auth_timeout=ep.timeout,
-                           channel_timeout=ep.timeout)  # paramiko's default: an hour
-            self._ssh = client
-            self._sftp = client.open_sftp()
+            self._ssh = _client_transport(sock, known, timeout=ep.timeout, only_known_types=False, what="SFTP",
+                                          endpoint=ep)
+            _login(self._ssh, ep)
+            self._sftp = paramiko.SFTPClient.from_transport(self._ssh)  # the open bounded by channel_timeout
             self._sftp.get_channel().settimeout(ep.timeout)
         except Exception as err:
-            client.close()
+            self._close_ssh()
             sock.close()
             raise _map_ssh_error(err, ep, "SFTP") from err
         return self._sftp
@@ -675,6 +756,55 @@ class DeviceSession:
             raise _map_ssh_error(err, self.endpoint, "SFTP list") from err
 
 
+class _BoundedSSHClient(paramiko.SSHClient):
+    """netmiko's SSH client, with its shell channel's open bounded by `channel_timeout`:
+    netmiko passes none, and paramiko then waits an hour for an NE that logged us in and
+    never answers the open (one on its way down for a restart). A failed open closes the
+    transport, which netmiko would otherwise leave running."""
+
+    def __init__(self, channel_timeout: float) -> None:
+        super().__init__()
+        self.channel_timeout = channel_timeout
+
+    def connect(self, *args, **kwargs) -> None:
+        super().connect(*args, channel_timeout=self.channel_timeout, **kwargs)
+
+    def invoke_shell(self, *args, **kwargs) -> paramiko.Channel:
+        try:
+            return super().invoke_shell(*args, **kwargs)
+        except BaseException:
+            self.close()
+            raise
+
+
+@functools.cache
+def _cli_driver(device_type: str) -> type:
+    """netmiko's driver class for `device_type` on a `_BoundedSSHClient` (bound: its conn_timeout)."""
+    from netmiko.ssh_dispatcher import CLASS_MAPPER
+
+    if device_type not in CLASS_MAPPER:
+        raise DeviceError(f"netmiko has no driver {device_type!r}")
+    base = CLASS_MAPPER[device_type]
+    return type(f"Bounded{base.__name__}", (base,),
+                {"_get_ssh_client_instance": lambda self: _BoundedSSHClient(self.conn_timeout)})
+
+
+def _login(transport: paramiko.Transport, endpoint: Endpoint) -> None:
+    """The key file if there is one, else (or if it is refused) the password, as SSHClient tries them."""
+    refused: Exception | None = None
+    if endpoint.key_file:
+        try:
+            transport.auth_publickey(endpoint.username, paramiko.PKey.from_path(
+                endpoint.key_file, endpoint.password.encode() if endpoint.password else None))
+            return
+        except paramiko.AuthenticationException as err:
+            refused = err
+    if endpoint.password is not None:
+        transport.auth_password(endpoint.username, endpoint.password)
+        return
+    raise refused or paramiko.AuthenticationException("no key file and no password")
+
+
 def _map_ssh_error(err: Exception, endpoint: Endpoint, what: str) -> DeviceError:
     if isinstance(err, DeviceError):
         return err
@@ -691,6 +821,9 @@ def _map_ssh_error(err: Exception, endpoint: Endpoint, what: str) -> DeviceError
         return DeviceError(f"{what}: no such file: {err}", host=endpoint.name)
     if isinstance(err, PermissionError):
         return DeviceError(f"{what}: permission denied: {err}", host=endpoint.name)
+    if isinstance(err, paramiko.SSHException) and "Timeout opening channel" in str(err):
+        # As for NETCONF: logged in, the open never answered; transient, so probes try again.
+        return DeviceTimeout(f"{what} channel open timed out: {err}", host=endpoint.name)
     if "Timeout" in name or isinstance(err, (socket.timeout, TimeoutError)):
         return DeviceTimeout(f"{what} timed out: {err}", host=endpoint.name)
     if isinstance(err, (EOFError, ConnectionError, paramiko.SSHException, OSError)):
