@@ -34,7 +34,8 @@ from changeline.flows import progress, stores
 from changeline.flows import probe as service_probe
 from changeline.flows.locks import NeLocks
 from changeline.flows import quiet
-from changeline.flows.ne_flow import ne_change_in_process, ne_run_kind, ne_run_setting
+from changeline.flows.ne_flow import ne_change_in_process
+from changeline.flows.ne_runs import ne_run_kind, ne_run_setting
 from changeline.flows.workers import run_on_worker
 
 

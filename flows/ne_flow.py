@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from typing import Any, Callable, Literal
 
 from prefect import flow, get_run_logger, task
@@ -28,6 +27,7 @@ from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.states import Failed, State
+from prefect.transactions import CommitMode, transaction
 from prefect.utilities.annotations import quote
 
 from changeline.devices.inventory import Host, load_inventory
@@ -44,29 +44,6 @@ class AnomalyDecision(RunInput):
 
     action: Literal["rollback", "continue"] = "rollback"
     comment: str = ""
-
-
-NE_RUN_SETTING = "CHANGELINE_NE_RUN"
-NE_RUN_KINDS = ("flow", "task")
-
-
-def ne_run_setting(value: str | None = None) -> str:
-    """The `ne_run` setting: the value given, else CHANGELINE_NE_RUN, else `flow`."""
-    raw = (value if value is not None else os.environ.get(NE_RUN_SETTING, "")).strip() or "flow"
-    if raw not in NE_RUN_KINDS:
-        raise ChangelineError(f"ne_run ({NE_RUN_SETTING}) must be one of {', '.join(NE_RUN_KINDS)}, not {raw!r}")
-    return raw
-
-
-def may_pause(plan) -> bool:
-    """Whether an anomaly of this plan may wait for an operator's answer on a pause form."""
-    return any(step.on_failure == "pause" for step in plan.steps)
-
-
-def ne_run_kind(setting: str, plan) -> str:
-    """What an NE's run is: a flow run if the setting says so or its plan may pause (the pause
-    form belongs to a flow run), else a task run."""
-    return "flow" if setting == "flow" or may_pause(plan) else "task"
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, task_run_name="{label}")
@@ -199,7 +176,11 @@ def _ne_change_task(*, ne: str = "", plan, host: Host, campaign_id: str, pause_t
                     admission: Admission, started: Callable[[str, str], None]):
     started("task-run", str(TaskRunContext.get().task_run.id))
     run = ne_run(host, campaign_id, pause_timeout_s=pause_timeout_s, admission=admission)
-    return _final_state(run_plan(plan, run, [PrefectSteps(prefix=f"{ne} ")]))
+    # Each step commits as it ends: nested in the NE's task run, a step joins the NE's Prefect
+    # transaction, and a failed step would roll it back - relabelling every step before it
+    # "RolledBack" (Prefect's undo of cached results, not the NE's rollback).
+    with transaction(commit_mode=CommitMode.EAGER):
+        return _final_state(run_plan(plan, run, [PrefectSteps(prefix=f"{ne} ")]))
 
 
 def ne_change_in_process(kind: str, *, ne: str, plan, host: Host, campaign_id: str, pause_timeout_s: int,

@@ -11,7 +11,7 @@ import pytest
 
 from changeline.errors import ChangelineError
 from changeline.flows.campaign import campaign
-from changeline.flows.ne_flow import ne_run_kind, ne_run_setting
+from changeline.flows.ne_runs import ne_run_kind, ne_run_setting
 from changeline.flows.progress import publish_period_s
 from tests.flows.conftest import UPGRADE_MODELS
 from tests.flows.test_campaign import PauseAnswerer, _state
@@ -128,6 +128,9 @@ def test_task_run_nes_nest_their_steps_and_end_in_named_states(prefect_api, line
                 parents = {str(p.id) for p in run.task_inputs.get("__parents__", [])}
                 assert parents == {str(runs[ne].id)}, (ne, step, parents)
         assert runs["amf-14 dial-test"].state.type.value == "FAILED"
+        # The steps before it stay Completed (not Prefect's "RolledBack" of a failed transaction).
+        assert {runs[f"amf-14 {s}"].state.name for s in steps["amf-14"] if s != "dial-test"} == {"Completed"}
+        assert runs["amf-14 rollback"].state.name == "Completed"
         # The board links each NE to its task run's page.
         board = client.read_latest_artifacts(artifact_filter=_key(artifact_key("ne-as-task", "board")), limit=1)[0]
         assert f"/runs/task-run/{done.id}" in board.data and f"/runs/task-run/{rolled.id}" in board.data
