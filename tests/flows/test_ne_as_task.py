@@ -89,32 +89,32 @@ def test_task_run_nes_nest_their_steps_and_end_in_named_states(prefect_api, line
 
     kept = _Kept()
     task_runs = logging.getLogger("prefect.task_runs")
-    flow_sim.control.add_fault("amf-14", "dial-test-fail-after-upgrade")
+    flow_sim.control.add_fault("amf-42", "dial-test-fail-after-upgrade")
     level = task_runs.level
     task_runs.addHandler(kept)
     task_runs.setLevel(logging.INFO)
     try:
-        summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-13,amf-14",
+        summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-41,amf-42",
                            campaign_id="ne-as-task", params={"image_repo": str(image_repo)},
                            on_anomaly="rollback", ne_run="task")
     finally:
         task_runs.removeHandler(kept)
         task_runs.setLevel(level)
-        flow_sim.control.clear_faults("amf-14")
-    assert summary["nes"]["amf-13"]["status"] == "done", summary["nes"]["amf-13"]
-    assert summary["nes"]["amf-14"]["status"] == "rolled-back", summary["nes"]["amf-14"]
-    assert _state(flow_sim, "amf-13")[0].running_version == "1.3.0"
-    assert _state(flow_sim, "amf-14")[0].running_version == "1.2.0"
+        flow_sim.control.clear_faults("amf-42")
+    assert summary["nes"]["amf-41"]["status"] == "done", summary["nes"]["amf-41"]
+    assert summary["nes"]["amf-42"]["status"] == "rolled-back", summary["nes"]["amf-42"]
+    assert _state(flow_sim, "amf-41")[0].running_version == "1.3.0"
+    assert _state(flow_sim, "amf-42")[0].running_version == "1.2.0"
 
     with get_client(sync_client=True) as client:
         parent = _campaign_run(client, "ne-as-task")
         assert _children(client, parent.id) == []  # no flow run per NE
         steps = {ne: [s["name"] for s in summary["nes"][ne]["steps"] if s["status"] != "skipped"]
-                 for ne in ("amf-13", "amf-14")}
-        wanted = {"amf-13", "amf-14", "amf-14 rollback"} | {f"{ne} {s}" for ne, names in steps.items() for s in names}
+                 for ne in ("amf-41", "amf-42")}
+        wanted = {"amf-41", "amf-42", "amf-42 rollback"} | {f"{ne} {s}" for ne, names in steps.items() for s in names}
         runs = _recorded(client, parent.id, wanted)
         assert wanted <= set(runs), sorted(wanted - set(runs))
-        done, rolled = runs["amf-13"], runs["amf-14"]
+        done, rolled = runs["amf-41"], runs["amf-42"]
         assert (done.state.type.value, done.state.name) == ("COMPLETED", "Completed"), done.state
         assert "now 1.3.0" in done.state.message
         assert (rolled.state.type.value, rolled.state.name) == ("FAILED", "Rolled back"), rolled.state
@@ -127,10 +127,10 @@ def test_task_run_nes_nest_their_steps_and_end_in_named_states(prefect_api, line
                 run = runs[f"{ne} {step}"]
                 parents = {str(p.id) for p in run.task_inputs.get("__parents__", [])}
                 assert parents == {str(runs[ne].id)}, (ne, step, parents)
-        assert runs["amf-14 dial-test"].state.type.value == "FAILED"
+        assert runs["amf-42 dial-test"].state.type.value == "FAILED"
         # The steps before it stay Completed (not Prefect's "RolledBack" of a failed transaction).
-        assert {runs[f"amf-14 {s}"].state.name for s in steps["amf-14"] if s != "dial-test"} == {"Completed"}
-        assert runs["amf-14 rollback"].state.name == "Completed"
+        assert {runs[f"amf-42 {s}"].state.name for s in steps["amf-42"] if s != "dial-test"} == {"Completed"}
+        assert runs["amf-42 rollback"].state.name == "Completed"
         # The board links each NE to its task run's page.
         board = client.read_latest_artifacts(artifact_filter=_key(artifact_key("ne-as-task", "board")), limit=1)[0]
         assert f"/runs/task-run/{done.id}" in board.data and f"/runs/task-run/{rolled.id}" in board.data
@@ -154,17 +154,17 @@ def test_an_ne_that_may_pause_keeps_its_flow_run_and_form_under_task_runs(prefec
                                                                           image_repo):
     from prefect.client.orchestration import get_client
 
-    flow_sim.control.add_fault("amf-15", "dial-test-fail-after-upgrade")
+    flow_sim.control.add_fault("amf-43", "dial-test-fail-after-upgrade")
     try:
         with PauseAnswerer("rollback", "back out") as operator:
-            summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-15",
+            summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-43",
                                campaign_id="ne-as-task-pause", params={"image_repo": str(image_repo)},
                                on_anomaly="pause", pause_timeout_s=120, ne_run="task")
     finally:
-        flow_sim.control.clear_faults("amf-15")
-    out = summary["nes"]["amf-15"]
+        flow_sim.control.clear_faults("amf-43")
+    out = summary["nes"]["amf-43"]
     assert len(operator.answered) == 1 and out["status"] == "rolled-back", out
     assert out["decisions"][0]["by"] == "operator"
     with get_client(sync_client=True) as client:
         children = _children(client, _campaign_run(client, "ne-as-task-pause").id)
-        assert [(r.name, r.state.name) for r in children] == [("amf-15", "Rolled back")]
+        assert [(r.name, r.state.name) for r in children] == [("amf-43", "Rolled back")]
