@@ -6,9 +6,9 @@ import hashlib
 import os
 from pathlib import Path
 
-from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, Journaled, timed
+from changeline.engine.atom import AtomContext, AtomResult, AtomSpec, Journaled, bad_argument, timed
 from changeline.devices import ne_api
-from changeline.errors import CheckFailed, DeviceError, InputError, TransientError
+from changeline.errors import CheckFailed, DeviceError, TransientError
 
 SPEC = AtomSpec(
     name="transfer_software",
@@ -41,7 +41,7 @@ def sha256_file(path: str | Path) -> str:
 def run(ctx: AtomContext, *, image: str) -> AtomResult:
     local = Path(image)
     if not local.is_file():
-        raise InputError(f"transfer_software.image: {image} does not exist")
+        raise bad_argument(ctx, SPEC.name, "image", f"{image} does not exist")
     name, size, digest = local.name, local.stat().st_size, sha256_file(local)
     present = {i.name: i for i in ctx.driver.list_images()}
     if name in present and present[name].sha256 == digest:

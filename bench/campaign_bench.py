@@ -2,9 +2,9 @@
 
 One invocation measures, on the same machine minutes apart, so the ratios are fair:
 
-1. baseline: the compiled per-NE steps (`compile_for_host`, then `runner.execute` per
-   step) in a plain ThreadPoolExecutor(C), no Prefect; same waves, same pool exclusivity,
-   same device sessions, journal and backup stores (bench/engine.py);
+1. baseline: the engine itself with no Prefect (bench/engine.py drives `changeline.engine`'s
+   `Campaign` and `run_plan`): the same waves, start turns, slots, pool turns, anomaly
+   handling, device sessions, state store and backups as the campaign;
 2. campaign: the changeline campaign flow on a fresh standalone Prefect server;
 3. limit: the device time on the critical path, computed from the simulator profiles'
    delays x speed and the model's waves at concurrency C (formula: bench/limit.py);

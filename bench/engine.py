@@ -19,7 +19,9 @@ parent before this process starts, because Prefect reads its settings at import.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import statistics
 import sys
 import threading
@@ -27,6 +29,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 
 def cpu_seconds() -> float:
@@ -135,37 +138,34 @@ class Stamps:
 
 # --- campaign (Prefect) -----------------------------------------------------------------
 
-class ApiCalls:
-    """Counts the engine's HTTP requests to the Prefect API by method and path (ids elided)."""
+class ApiCalls(logging.Handler):
+    """Counts the engine's HTTP requests to the Prefect API by method and path (ids elided).
+
+    httpx logs every request it sent, with its response status, at INFO on its `httpx` logger
+    (its documented logging); this handler counts those records. No Prefect or httpx code is
+    replaced, and the count is of the requests on the wire: a retry Prefect's client makes
+    after a 429 or 503 is a request of its own, a request that got no response is none."""
+
+    IDS = re.compile(r"/[0-9a-f]{8}-[0-9a-f-]{27,}")
 
     def __init__(self) -> None:
+        super().__init__(logging.INFO)
         self.counts: dict[str, int] = defaultdict(int)
         self.status: dict[int, int] = defaultdict(int)
 
     def install(self) -> None:
-        import re
+        httpx_log = logging.getLogger("httpx")
+        httpx_log.setLevel(logging.INFO)
+        httpx_log.addHandler(self)
+        httpx_log.propagate = False  # counted, not printed: a line per request would drown the engine's log
 
-        import httpx
-
-        ids = re.compile(r"/[0-9a-f]{8}-[0-9a-f-]{27,}")
-
-        def record(request, response) -> None:
-            self.counts[f"{request.method} {ids.sub('/{id}', request.url.path)}"] += 1
-            self.status[response.status_code] += 1
-
-        sync_send, async_send = httpx.Client.send, httpx.AsyncClient.send
-
-        def send(client, request, *args, **kwargs):
-            response = sync_send(client, request, *args, **kwargs)
-            record(request, response)
-            return response
-
-        async def asend(client, request, *args, **kwargs):
-            response = await async_send(client, request, *args, **kwargs)
-            record(request, response)
-            return response
-
-        httpx.Client.send, httpx.AsyncClient.send = send, asend
+    def emit(self, record: logging.LogRecord) -> None:
+        # 'HTTP Request: %s %s "%s %d %s"' - method, URL, HTTP version, status, reason (httpx 0.24+)
+        if not record.msg.startswith("HTTP Request:") or len(record.args) != 5:
+            return
+        method, url, _version, status, _reason = record.args
+        self.counts[f"{method} {self.IDS.sub('/{id}', urlsplit(str(url)).path)}"] += 1
+        self.status[int(status)] += 1
 
     def summary(self, nes: int) -> dict[str, Any]:
         total = sum(self.counts.values())
@@ -175,8 +175,6 @@ class ApiCalls:
 
 def _thread_names() -> dict[str, int]:
     """Live threads by name with digits dropped (what is still running when the campaign ends)."""
-    import re
-
     names: dict[str, int] = defaultdict(int)
     for thread in threading.enumerate():
         names[re.sub(r"\d+", "N", thread.name)] += 1

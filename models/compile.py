@@ -67,9 +67,13 @@ class Step:
     mutating: bool                  # from the atom's SPEC; mutating steps are journaled
     estimate_s: float
     manual_minutes: float
+    # Where the model writes the step, for the errors only its run finds; not part of the plan.
+    source: step_args.StepSource | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        plan = asdict(dataclasses.replace(self, source=None))
+        del plan["source"]
+        return plan
 
 
 @dataclass(frozen=True)
@@ -271,6 +275,7 @@ def _compile_step(model: Model, spec: StepSpec, module, context: dict[str, Any],
         on_failure=spec.on_failure or default_policy, gate=spec.gate, mutating=atom.mutating,
         estimate_s=float(spec.estimate_s if spec.estimate_s is not None else atom.estimate_s),
         manual_minutes=float(spec.manual_minutes if spec.manual_minutes is not None else atom.manual_minutes),
+        source=step_args.StepSource.of(model.source, spec.path, spec.args),
     )
 
 
@@ -314,7 +319,8 @@ def _rollback_plan(model: Model, steps: list[Step], context: dict[str, Any], hos
     args = _prepared_args(atom.args_schema, args, None, ("spec", "rollback", "verify"), model, host, problems) or args
     verify = Step(name="rollback-verify", stage="rollback", atom="rollback", args=args, timeout_s=None,
                   retries=atom.transient_retries, on_failure="pause", gate=False, mutating=True,
-                  estimate_s=float(atom.estimate_s), manual_minutes=float(atom.manual_minutes))
+                  estimate_s=float(atom.estimate_s), manual_minutes=float(atom.manual_minutes),
+                  source=step_args.StepSource.of(model.source, ("spec", "rollback", "verify"), {}, args_at=()))
     undo = ()
     if rb.strategy == "journal":
         undo = tuple(s.name for s in reversed(steps) if s.mutating and getattr(registry[s.atom], "undo", None))

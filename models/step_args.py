@@ -13,8 +13,9 @@ check and another to the NE:
 
 Problems are `ArgProblem`s: a field path inside `with` as the model writes it (a list index
 counts the items the model wrote, before any was dropped) and a readable message, so each
-caller locates them in its own terms (lint and compile at the model's FILE:LINE:COL; the
-runner, which has no model, by atom and field).
+caller locates them in its own terms: lint and compile at the model's FILE:LINE:COL, the
+runner at the `StepSource` compile gave the step (`argument_problem`), or by atom and field
+for a step that came from no model.
 
 No device, no clock, no Prefect: the engine imports it.
 """
@@ -27,9 +28,60 @@ from typing import Any
 
 import jsonschema
 
+from changeline.errors import Problem
 from changeline.models import templates
 from changeline.models.schema import located_messages
-from changeline.yamlsource import FieldPath
+from changeline.yamlsource import FieldPath, SourceMap, dotted
+
+@dataclass(frozen=True)
+class StepSource:
+    """Where a compiled step is written in its model, so a problem only its run can find (an
+    image that is not there, an atom this engine lacks) still names FILE:LINE:COL and field.
+
+    Small and plain on purpose: it travels with every step of every NE's plan (a Prefect flow
+    parameter too), so it keeps the positions of the step's own fields, not the model's map."""
+
+    file: str
+    path: FieldPath                                  # the step in the model, e.g. spec.stages[1].steps[0]
+    args_at: FieldPath                               # where its arguments are written, inside the step
+    marks: tuple[tuple[FieldPath, int, int], ...]    # (field inside the step, line, column), the step first
+
+    @classmethod
+    def of(cls, source: SourceMap, path: FieldPath, args: Any, args_at: FieldPath = ("with",)) -> "StepSource":
+        """The step at `path` of the model `source` maps, its arguments `args` as written."""
+        fields: list[FieldPath] = [(), ("atom",), args_at]
+
+        def walk(value: Any, at: FieldPath) -> None:
+            items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+            for key, item in items:
+                fields.append(at + (key,))
+                walk(item, at + (key,))
+
+        walk(args, args_at)
+        marks = []
+        for field_path in fields:
+            at = source.positions.get(tuple(path) + field_path)
+            if at is not None:
+                marks.append((field_path, *at))
+        return cls(source.file, tuple(path), args_at, tuple(marks))
+
+    def problem(self, field_path: FieldPath, message: str) -> Problem:
+        """A problem at `field_path` inside the step, at its line (or the nearest enclosing field's)."""
+        known = {mark[0]: mark[1:] for mark in self.marks}
+        near = tuple(field_path)
+        while near not in known and near:
+            near = near[:-1]
+        line, column = known.get(near, (0, 0))
+        return Problem(self.file, line, column, dotted(self.path + tuple(field_path)), message)
+
+
+def argument_problem(source: StepSource | None, atom: str, path: FieldPath, message: str) -> Problem:
+    """A problem with a step's argument at `path` (inside `with`), found when the step runs: at
+    the model's FILE:LINE:COL and field if the step was compiled from one, else by atom and field."""
+    if source is None:
+        return Problem("<args>", 0, 0, dotted((atom, *path)), message)
+    return source.problem(source.args_at + tuple(path), message)
+
 
 class _Unknown:
     """A value lint cannot know before an NE is named: a template needing an inventory fact or

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from changeline.state.backups import BackupRecord
+from changeline.state.api import BackupRecord
 from changeline.errors import BackupError, InputError, Problem
 from changeline.engine import outcomes
 from changeline.engine import policy

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 from changeline.engine.outcomes import StepOutcome
+from changeline.errors import InputError
 
 if TYPE_CHECKING:
-    from changeline.state.backups import BackupStore
-    from changeline.state.journal import Journal
     from changeline.devices.inventory import Host
     from changeline.devices.platforms import Driver
     from changeline.devices.session import DeviceSession
+    from changeline.models.step_args import StepSource
+    from changeline.state.api import Backups, StateStore
 
 
 @dataclass(frozen=True)
@@ -52,10 +53,11 @@ class AtomContext:
 
     host: "Host"
     session: "DeviceSession"
-    journal: "Journal"
-    backups: "BackupStore"
+    journal: "StateStore"
+    backups: "Backups"
     run_id: str
     step: str = ""
+    source: "StepSource | None" = None  # where the model writes the step running now
     speed: float = 1.0                 # scales waits for simulated NEs; 1.0 on real networks
     dry_run: bool = False
     baseline: dict[str, Any] = field(default_factory=dict)
@@ -74,6 +76,14 @@ class AtomContext:
         if self._driver is None or self._driver.session is not self.session:
             self._driver = driver_for(self.host, self.session, log=self.log)
         return self._driver
+
+
+def bad_argument(ctx: AtomContext, atom: str, field: str, message: str) -> InputError:
+    """An argument of `atom` that only its run can find wrong (an image file that is not there),
+    named at the model's FILE:LINE:COL and field when the step came from a model."""
+    from changeline.models.step_args import argument_problem
+
+    return InputError(argument_problem(ctx.source, atom, (field,), message))
 
 
 def timed(fn):

@@ -18,13 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from changeline.engine.outcomes import NEOutcome
 from changeline.engine.run import Hooks, time_scale
 from changeline.engine.turns import Settling, StartTurn, WorkSlots, lookahead
 from changeline.errors import ChangelineError
 from changeline.engine import policy
+
+if TYPE_CHECKING:
+    from changeline.state.api import StateStore
 
 log = logging.getLogger("changeline.campaign")
 
@@ -77,7 +80,7 @@ class Prepared:
 
 
 def prepare(campaign_id: str, model_objs: list, inv, *, targets: str, inventory: str, params: dict[str, Any],
-            on_anomaly: str | None, journal, earlier_outcome: Callable) -> Prepared:
+            on_anomaly: str | None, journal: "StateStore", earlier_outcome: Callable) -> Prepared:
     """Every NE planned before anything starts: a model that does not compile for an NE fails
     that NE now, with the reason, and the estimates order each wave's dispatch."""
     from changeline.models.compile import compile_for_host, plan_waves
@@ -159,7 +162,7 @@ class Campaign:
     """Waves, start turns, pool turns, locks, working slots, the window and the failure budget."""
 
     def __init__(self, campaign_id: str, prepared: Prepared, *, cap: int, breached: Callable[[int, int], str | None],
-                 journal, window_end: datetime | None = None, now: Callable[[], datetime] | None = None,
+                 journal: "StateStore", window_end: datetime | None = None, now: Callable[[], datetime] | None = None,
                  starts_at_once: int = 5, locks=None, lock_wait_s: float = 30.0, processors: Sequence[Any] = (),
                  log=log) -> None:
         self.id, self.prepared, self.cap, self.breached = campaign_id, prepared, cap, breached

@@ -30,8 +30,7 @@ from changeline.engine import policy
 if TYPE_CHECKING:
     from changeline.devices.inventory import Host
     from changeline.engine.campaign import Admission
-    from changeline.state.backups import BackupStore
-    from changeline.state.journal import Journal
+    from changeline.state.api import Backups, StateStore
 
 log = logging.getLogger("changeline.engine")
 
@@ -103,8 +102,8 @@ class NeRun:
 
     host: "Host"
     campaign_id: str
-    journal: "Journal"
-    backups: "BackupStore"
+    journal: "StateStore"
+    backups: "Backups"
     evidence_dir: Path | None = None       # outcome.json goes here
     log: Callable[[str], None] = log.info
     warn: Callable[[str], None] = logging.getLogger("changeline.engine").warning  # an anomaly: what an operator scanning the log must see
@@ -202,7 +201,7 @@ def run_step(run: NeRun, ctx: AtomContext, hooks: Hooks, step) -> StepOutcome:
         result.atom_s = time.perf_counter() - began
         return result
 
-    ctx.step = step.name
+    ctx.step, ctx.source = step.name, step.source
     started, began = time.time(), time.perf_counter()
     try:
         result = hooks.wrap("run_step", call, run, step)
@@ -283,7 +282,7 @@ def _roll_back(run: NeRun, ctx: AtomContext, hooks: Hooks, outcome: NEOutcome, p
     journal = run.journal
     journal.record_change(outcome.campaign_id, outcome.ne, outcome.anomalies, outcome.decisions, rollback_cause=cause)
     journal.set_ne_status(outcome.campaign_id, outcome.ne, policy.RUNNING, f"rolling back after {cause}")
-    ctx.step = "rollback"
+    ctx.step, ctx.source = "rollback", plan.rollback.verify.source if plan.rollback else None
     ctx.session.reconnect()
     undo = (plan.rollback.strategy if plan.rollback else "journal") == "journal"
     verify_args = dict(plan.rollback.verify.args) if plan.rollback else {}

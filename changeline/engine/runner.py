@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from changeline.atoms import load
 from changeline.engine.atom import AtomContext, AtomResult, scaled_timeout
-from changeline.errors import ChangelineError, InputError, Problem, RollbackFailed, StepTimeout, TransientError
+from changeline.errors import ChangelineError, InputError, RollbackFailed, StepTimeout, TransientError
 from changeline.models import step_args
-from changeline.yamlsource import dotted
+from changeline.models.step_args import StepSource
 
 
 @dataclass
@@ -36,15 +37,26 @@ class Retry:
         self.delays = out
 
 
-def check_args(atom: str, args: dict[str, Any]) -> dict[str, Any]:
+def atom_module(atom: str, source: StepSource | None = None) -> ModuleType:
+    """The atom's module; InputError for an atom this engine lacks, at the model's `atom` field
+    when the step came from a model."""
+    try:
+        return load(atom)
+    except InputError as err:
+        if source is None:
+            raise
+        raise InputError([source.problem(("atom",), p.message) for p in err.problems]) from None
+
+
+def check_args(atom: str, args: dict[str, Any], source: StepSource | None = None) -> dict[str, Any]:
     """The arguments as the atom receives them, prepared the one way lint and compile prepare
     them (changeline.models.step_args): nulls left out, defaults filled in, validated against
     the atom's schema. Not rendered again: a compiled step's values are final. Raises
-    InputError naming the atom and each field."""
-    prepared = step_args.prepare(load(atom).SPEC.args_schema, args)
+    InputError naming each field: at the model's FILE:LINE:COL when the step came from a
+    model (`source`), else by atom."""
+    prepared = step_args.prepare(atom_module(atom, source).SPEC.args_schema, args)
     if prepared.problems:
-        raise InputError([Problem("<args>", 0, 0, dotted((atom, *p.path)), p.message)
-                          for p in prepared.problems])
+        raise InputError([step_args.argument_problem(source, atom, p.path, p.message) for p in prepared.problems])
     return prepared.args
 
 
@@ -55,8 +67,8 @@ def execute(atom: str, ctx: AtomContext, args: dict[str, Any], *, retry: Retry |
     `timeout_s` is the step's budget in the NE's time (the model's per-step `timeout`): the
     session refuses to wait past it and a retry that cannot fit is not started (StepTimeout).
     """
-    module = load(atom)
-    args = check_args(atom, args)
+    module = atom_module(atom, ctx.source)
+    args = check_args(atom, args, ctx.source)
     retry = retry or Retry(attempts=module.SPEC.transient_retries + 1)
     budget = None if timeout_s is None else scaled_timeout(ctx, timeout_s)
     what = f"step {ctx.step or atom} ({atom}, timeout {timeout_s:g} s)" if timeout_s is not None else ""

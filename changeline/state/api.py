@@ -13,6 +13,10 @@ a SIGKILL of the caller and is visible to every other process using the same sto
 what lets `begin` record intent before an atom acts, and a worker on another machine resume
 an NE where a dead one left it.
 
+Each Protocol holds what the engine, the atoms, the flows and the reports call, and no more
+(tests/state/test_protocols.py holds both backends to it, signature by signature); what a
+backend has beyond it (`history` of the backup stores) is its own.
+
 Implementations (changeline.state.journal, .backups, .database): SQLite and files under
 CHANGELINE_HOME (embedded, one machine), or PostgreSQL (CHANGELINE_STATE_URL, any number of
 machines). Nothing outside changeline.state reads their tables or files.
@@ -121,5 +125,4 @@ class Backups(Protocol):
     def record(self, *, ne: str, run_id: str, software_version: str, running: bytes,
                startup: bytes | None, state: bytes | None) -> BackupRecord: ...
     def load(self, record_id: str) -> BackupRecord: ...
-    def history(self, ne: str) -> list[BackupRecord]: ...
     def latest(self, ne: str, run_id: str | None = None) -> BackupRecord | None: ...

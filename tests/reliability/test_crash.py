@@ -158,8 +158,18 @@ def _inside(ne: str, step: str, after_s: float):
 
 
 def _restarting(sim, ne: str):
+    """Inside the activate step once the NE has begun its restart. The restart's down time is
+    short, so "down now" alone can be missed by a poller; its restart count cannot: an NE that
+    restarted and is up again while activate still checks it is caught there, and one already
+    past activate is killed at once (late rather than never)."""
+    restarts_before = sim.control.ne(ne)["restarts"]
+
     def ready(statuses):
-        return statuses.get(ne, ("", ""))[1] == "step activate" and sim.control.ne(ne)["status"] != "up"
+        reason = statuses.get(ne, ("", ""))[1]
+        if reason != "step activate":
+            return reason.startswith("step ") and sim.control.ne(ne)["restarts"] > restarts_before
+        state = sim.control.ne(ne)
+        return state["status"] != "up" or state["restarts"] > restarts_before
     return ready
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 import socket
 import threading
 import time
@@ -35,10 +36,13 @@ ncclient.transport.session.TICK = 0.002
 
 PASSWORD = "sim-test-password"
 _blocks = itertools.count()
+# A second octet of its own per test process (below the 60-250 that tests/simfixture.py draws
+# from), so two pytest runs on one machine do not bind the same loopback addresses.
+_SECOND_OCTET = random.randint(1, 59)
 
 
 def next_address_base() -> str:
-    return f"127.0.{120 + next(_blocks) % 120}.1"
+    return f"127.{_SECOND_OCTET}.{1 + next(_blocks) % 250}.1"
 
 
 def nodelay_socket(host: str, port: int, timeout: float = 5.0) -> socket.socket:

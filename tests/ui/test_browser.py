@@ -12,6 +12,7 @@ import threading
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.ui.conftest import screenshot
 
@@ -78,10 +79,12 @@ def test_campaign_artifacts_show_every_ne_and_its_state(demo_run, api, page):
     page.goto(f"{ui(demo_run)}/v2/artifacts/artifact/{api.latest_artifact(key)['latest_id']}")
     tables = page.locator("table")
     page.get_by_role("cell", name=demo_run.faulty_ne, exact=True).first.wait_for()
+    # The UI renders the Markdown after the first cell can already be found: wait for each row
+    # (expect retries until it holds; its timeout only bounds a hang), never count once.
     for ne, out in demo_run.summary["nes"].items():
         row = tables.locator("tr", has=page.get_by_text(ne, exact=True))
-        assert row.count() == 1, ne
-        assert row.locator("td").nth(1).inner_text().strip() == out["status"], ne
+        expect(row, ne).to_have_count(1, timeout=60_000)
+        expect(row.locator("td").nth(1), ne).to_have_text(out["status"], timeout=60_000)
     assert demo_run.summary["nes"][demo_run.faulty_ne]["status"] == "rolled-back"
     screenshot(page, "05-ne-board-artifact")
 
