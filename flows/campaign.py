@@ -1,8 +1,9 @@
 """The campaign flow: the engine's Campaign scheduler (changeline.engine.campaign) inside a
 Prefect flow run.
 
-Prefect wraps the engine here: each NE runs as a subflow (tagged with its campaign, wave,
-NE type and pool) that enters its admission before touching the device; the locks are the
+Prefect wraps the engine here: each NE runs as a subflow or, with `ne_run="task"`, as a task
+run (flows.ne_flow; tagged with its campaign, wave, NE type and pool) that enters its
+admission before touching the device; the locks are the
 Prefect server's global concurrency limits (flows.locks; strict, so a missing limit is an
 error rather than a silent no-lock); one task run per wave; the board and summary are
 artifacts (flows.progress); the run ends in a state named for the outcome.
@@ -32,7 +33,9 @@ from changeline.engine import policy
 from changeline.flows import progress, stores
 from changeline.flows import probe as service_probe
 from changeline.flows.locks import NeLocks
-from changeline.flows.ne_flow import ne_change_subflow
+from changeline.flows import quiet
+from changeline.flows.ne_flow import ne_change_in_process
+from changeline.flows.ne_runs import ne_run_kind, ne_run_setting
 from changeline.flows.workers import run_on_worker
 
 
@@ -79,31 +82,36 @@ def campaign(models: list[str], inventory: str, targets: str = "all", campaign_i
              params: dict[str, Any] | None = None, on_anomaly: str | None = None,
              window_minutes: float | None = None, window_end: datetime | None = None,
              concurrency_cap: int | None = None, pause_timeout_s: int = 3600,
-             lock_wait_s: float = 30.0, ne_deployment: str | None = None):
+             lock_wait_s: float = 30.0, ne_deployment: str | None = None, ne_run: str | None = None):
     """Run models over the selected NEs; each NE gets the first model that targets it.
 
     The first model's campaign policy (waves, concurrency, failure budget) governs the
     campaign. Re-running with the same campaign_id resumes it. With `ne_deployment`
     (e.g. `ne-change/worker`) each NE runs as a run of that deployment on whatever
     workers serve it, instead of in this process; locks, waves and windows stay here.
+    `ne_run` (flow or task; default CHANGELINE_NE_RUN, else flow) is what an NE's run is in
+    this process (flows.ne_flow).
     """
     return run_campaign(models, inventory, targets=targets, campaign_id=campaign_id, params=params,
                         on_anomaly=on_anomaly, window_minutes=window_minutes, window_end=window_end,
                         concurrency_cap=concurrency_cap, pause_timeout_s=pause_timeout_s, lock_wait_s=lock_wait_s,
-                        ne_deployment=ne_deployment)
+                        ne_deployment=ne_deployment, ne_run=ne_run)
 
 
 def run_campaign(models: list[str], inventory: str, *, targets: str = "all", campaign_id: str = "",
                  params: dict[str, Any] | None = None, on_anomaly: str | None = None,
                  window_minutes: float | None = None, window_end: datetime | None = None,
                  concurrency_cap: int | None = None, pause_timeout_s: int = 3600, lock_wait_s: float = 30.0,
-                 ne_deployment: str | None = None, processors: Sequence[Any] = ()) -> State:
+                 ne_deployment: str | None = None, ne_run: str | None = None,
+                 processors: Sequence[Any] = ()) -> State:
     """The campaign flow's body, run inside a flow run; `processors` observe the Campaign
     (the benchmark's stamps) beside the board and the wave task runs."""
     from changeline.models.compile import load_model
 
+    quiet.quiet_expected_errors()
     logger = get_run_logger()
-    turns = starts_at_once()  # a bad setting fails here, before anything is touched
+    turns = starts_at_once()  # bad settings fail here, before anything is touched
+    ne_runs = ne_run_setting(ne_run)
     started = datetime.now(timezone.utc)
     campaign_id = campaign_id or f"c-{started:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
     if window_end is None:
@@ -130,8 +138,10 @@ def run_campaign(models: list[str], inventory: str, *, targets: str = "all", cam
         # The NE's run carries the campaign, wave, NE type and pool, so the runs list filters by them.
         with tags(*run_tags(campaign_id, wave.name, host)):
             if not ne_deployment:
-                return ne_change_subflow(ne=host.name, plan=admission.plan, host=host, campaign_id=campaign_id,
-                                         pause_timeout_s=pause_timeout_s, admission=admission)
+                return ne_change_in_process(ne_run_kind(ne_runs, admission.plan), ne=host.name, plan=admission.plan,
+                                            host=host, campaign_id=campaign_id, pause_timeout_s=pause_timeout_s,
+                                            admission=admission,
+                                            started=lambda kind, run_id: board.ne_run(host.name, kind, run_id))
             with admission.enter(get_run_logger().info) as ticket:
                 if ticket.refusal is not None:
                     return untouched(host, *ticket.refusal)

@@ -16,13 +16,14 @@ from changeline.errors import EXIT_NOT_AT_TARGET, EXIT_OK, InputError, Problem, 
 from changeline.engine import policy
 from changeline.flows import stores
 from changeline.flows.quiet import quiet_expected_errors
+from changeline.flows.ne_runs import NE_RUN_KINDS, ne_run_setting
 from changeline.flows.server import ensure_server, flow_run_url, ui_url
 
 
 def check_run_arguments(*, models: list[str], inventory: str, campaign_id: str, param: list[str] | None,
                         on_anomaly: str | None, window_minutes: float | None, window_end: str | None,
                         concurrency: int | None, pause_timeout: int, ne_deployment: str | None,
-                        now: datetime | None = None) -> tuple[dict[str, str], datetime | None]:
+                        now: datetime | None = None, ne_run: str | None = None) -> tuple[dict[str, str], datetime | None]:
     """Every `run` option checked at once, before any file is read or anything starts;
     returns the parsed parameters and window end."""
     args = Arguments()
@@ -40,6 +41,7 @@ def check_run_arguments(*, models: list[str], inventory: str, campaign_id: str, 
     args.number("--concurrency", concurrency, minimum=1)
     args.number("--pause-timeout", pause_timeout, minimum=1)
     args.deployment("--on-workers", ne_deployment)
+    args.choice("--ne-run", ne_run, NE_RUN_KINDS)
     args.done()
     return params, end
 
@@ -154,11 +156,12 @@ def _watch(campaign_id: str, names: list[str], stop: threading.Event) -> None:
 def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id: str, params: dict, on_anomaly: str | None,
                  window_minutes: float | None, window_end: datetime | None, concurrency: int | None,
                  pause_timeout_s: int, lock_wait_s: float = 30.0, ne_deployment: str | None = None,
-                 quiet: bool = False) -> dict:
+                 quiet: bool = False, ne_run: str | None = None) -> dict:
     names = [h.name for h in preflight(models, inventory, targets, params)]
     stores.journal()  # a bad or unreachable CHANGELINE_STATE_URL fails here, before a server or an NE
     if ne_deployment:
         policy.worker_lease_s(os.environ.get(policy.WORKER_LEASE_SETTING))  # and a bad worker lease
+    ne_run_setting(ne_run)  # and a bad CHANGELINE_NE_RUN
     api = connect_to_prefect()
     _check_deployment(ne_deployment, api)
     from changeline.flows.campaign import campaign
@@ -175,7 +178,7 @@ def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id
                          targets=targets, campaign_id=campaign_id, params=params, on_anomaly=on_anomaly,
                          window_minutes=window_minutes, window_end=window_end, concurrency_cap=concurrency,
                          pause_timeout_s=pause_timeout_s, lock_wait_s=lock_wait_s, ne_deployment=ne_deployment,
-                         return_state=True)
+                         ne_run=ne_run, return_state=True)
     finally:
         stop.set()
         if watcher:
@@ -212,16 +215,18 @@ def run(
     pause_timeout: int = typer.Option(3600, "--pause-timeout", help="seconds an anomaly waits for an operator"),
     ne_deployment: Optional[str] = typer.Option(None, "--on-workers", help="run each NE as a run of this deployment "
                                                 "(e.g. ne-change/worker, served by `changeline serve` on worker machines)"),
+    ne_run: Optional[str] = typer.Option(None, "--ne-run", help="each NE in this process as a flow run (its own page; "
+                                         "default) or a task run of the campaign's (cheaper); default CHANGELINE_NE_RUN"),
 ) -> None:
     """Run a campaign now; exit 0 only if every targeted NE reached its target (see README: exit codes)."""
     params, end = check_run_arguments(models=models, inventory=inventory, campaign_id=campaign_id, param=param,
                                       on_anomaly=on_anomaly, window_minutes=window_minutes, window_end=window_end,
                                       concurrency=concurrency, pause_timeout=pause_timeout,
-                                      ne_deployment=ne_deployment)
+                                      ne_deployment=ne_deployment, ne_run=ne_run)
     summary = run_campaign(models=models, inventory=inventory, targets=targets, campaign_id=campaign_id,
                            params=params, on_anomaly=on_anomaly, window_minutes=window_minutes,
                            window_end=end, concurrency=concurrency,
-                           pause_timeout_s=pause_timeout, ne_deployment=ne_deployment)
+                           pause_timeout_s=pause_timeout, ne_deployment=ne_deployment, ne_run=ne_run)
     print_summary(summary)
     raise typer.Exit(campaign_exit_code(summary))
 

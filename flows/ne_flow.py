@@ -1,23 +1,33 @@
-"""The per-NE flow: the engine's `run_plan` for one NE, with Prefect around it.
+"""The per-NE run: the engine's `run_plan` for one NE, with Prefect around it.
 
 Prefect only wraps the engine (changeline.engine.run): `PrefectSteps` is the processor that
 makes each step a named task run, the rollback a task run, an anomaly a Prefect event and a
 paused anomaly a form in the UI. The run ends in a state named for the NE's outcome.
+
+In the campaign's process an NE's run is, by the `ne_run` setting (CHANGELINE_NE_RUN):
+- `flow` (the default): a subflow run named after the NE, its steps its task runs - the NE has
+  a page of its own in the UI, with its steps, logs and pause form;
+- `task`: a task run of the campaign's flow run named after the NE, its steps task runs nested
+  in it (named "<NE> <step>", tagged with the NE's campaign, wave, type and pool like the NE).
+  A subflow run costs ~0.25 CPU-s per NE, a task run ~0.014 (docs/performance.md). An NE whose
+  plan may pause for an operator still gets a flow run: only a flow run can hold a pause form.
 """
 
 from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import StateType
+from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
 from prefect.states import Failed, State
+from prefect.transactions import CommitMode, transaction
 from prefect.utilities.annotations import quote
 
 from changeline.devices.inventory import Host, load_inventory
@@ -26,7 +36,7 @@ from changeline.engine.outcomes import NEOutcome, StepOutcome
 from changeline.engine.run import Decision, NeRun, Processor, run_plan
 from changeline.errors import ChangelineError
 from changeline.engine import policy
-from changeline.flows import progress, stores
+from changeline.flows import progress, quiet, stores
 
 
 class AnomalyDecision(RunInput):
@@ -36,8 +46,8 @@ class AnomalyDecision(RunInput):
     comment: str = ""
 
 
-@task(cache_policy=NO_CACHE, persist_result=False)
-def atom_step(atom: str, args: dict[str, Any], call) -> StepOutcome:
+@task(cache_policy=NO_CACHE, persist_result=False, task_run_name="{label}")
+def atom_step(atom: str, args: dict[str, Any], call, label: str = "") -> StepOutcome:
     """One atom against one NE (the engine's call: the model step's retries and timeout). A
     failed check is an anomaly the engine handles as designed: the task run ends Failed with
     the reason as its message, and logs one line, no traceback (a bug still raises, with it)."""
@@ -50,12 +60,12 @@ def atom_step(atom: str, args: dict[str, Any], call) -> StepOutcome:
     return result
 
 
-@functools.lru_cache(maxsize=1024)
-def _step_task(atom: str, step_name: str):
-    """The step's task, named after its atom with the run named after the step. Made once per
-    (atom, step) and shared by every NE: Task.with_options builds a whole new Task (4% of a
-    200-NE campaign's engine time when it ran for every step)."""
-    return atom_step.with_options(name=atom, task_run_name=step_name)
+@functools.lru_cache(maxsize=256)
+def _step_task(atom: str):
+    """The step's task, named after its atom; its run is named by its `label` (the step, or in
+    a task-run NE "<NE> <step>"). Made once per atom and shared by every NE: Task.with_options
+    builds a whole new Task (4% of a 200-NE campaign's engine time when it ran for every step)."""
+    return atom_step.with_options(name=atom)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, task_run_name="rollback")
@@ -73,13 +83,19 @@ def _result_of(state):
 
 class PrefectSteps(Processor):
     """Each step a task run, the rollback a task run, each anomaly an event, a paused anomaly
-    a form in the UI (unanswered within the timeout: rolled back)."""
+    a form in the UI (unanswered within the timeout: rolled back). `prefix` goes before the
+    step's name in its task run's (an NE run as a task run shares its list with every NE)."""
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
 
     def run_step(self, run: NeRun, step, call) -> StepOutcome:
-        return _result_of(_step_task(step.atom, step.name)(step.atom, step.args, quote(call), return_state=True))
+        return _result_of(_step_task(step.atom)(step.atom, step.args, quote(call), label=self.prefix + step.name,
+                                                return_state=True))
 
     def run_rollback(self, run: NeRun, call) -> dict[str, Any]:
-        return _result_of(rollback_step(quote(call), return_state=True))
+        rollback = rollback_step.with_options(task_run_name=f"{self.prefix}rollback") if self.prefix else rollback_step
+        return _result_of(rollback(quote(call), return_state=True))
 
     def anomaly(self, run: NeRun, outcome: NEOutcome, anomaly: dict[str, Any]) -> None:
         """So operators can hang automations on it (start the rollback deployment, page someone)
@@ -139,6 +155,7 @@ def ne_change(model: str, inventory: str, ne: str, campaign_id: str, params: dic
     """Change one NE with a model. Self-contained parameters, so it also runs as a deployment on a worker."""
     from changeline.models.compile import compile_for_host, load_model
 
+    quiet.quiet_expected_errors()
     host = load_inventory(inventory).hosts.get(ne)
     if host is None:
         raise ChangelineError(f"NE {ne} is not in {inventory}")
@@ -148,19 +165,39 @@ def ne_change(model: str, inventory: str, ne: str, campaign_id: str, params: dic
 
 @flow(name="ne-change", flow_run_name="{ne}", persist_result=False, validate_parameters=False)
 def _ne_change_in_process(*, ne: str = "", plan, host: Host, campaign_id: str, pause_timeout_s: int,
-                          admission: Admission):
+                          admission: Admission, started: Callable[[str, str], None]):
+    started("flow-run", str(FlowRunContext.get().flow_run.id))
     run = ne_run(host, campaign_id, pause_timeout_s=pause_timeout_s, admission=admission)
     return _final_state(run_plan(plan, run, [PrefectSteps()]))
 
 
-def ne_change_subflow(*, ne: str = "", plan, host: Host, campaign_id: str, pause_timeout_s: int,
-                      admission: Admission) -> dict[str, Any]:
-    """The per-NE flow as the campaign calls it in-process, with the plan already compiled and
-    the NE's admission (its run is made and running before the NE waits for its turn, so the
-    ~1 s of Prefect bookkeeping that starts a run holds no lock, pool turn or slot); returns
-    the NE's outcome whatever the run's final state."""
-    state = _ne_change_in_process(ne=ne, plan=plan, host=host, campaign_id=campaign_id,
-                                  pause_timeout_s=pause_timeout_s, admission=admission, return_state=True)
+@task(name="ne-change", task_run_name="{ne}", cache_policy=NO_CACHE, persist_result=False)
+def _ne_change_task(*, ne: str = "", plan, host: Host, campaign_id: str, pause_timeout_s: int,
+                    admission: Admission, started: Callable[[str, str], None]):
+    started("task-run", str(TaskRunContext.get().task_run.id))
+    run = ne_run(host, campaign_id, pause_timeout_s=pause_timeout_s, admission=admission)
+    # Each step commits as it ends: nested in the NE's task run, a step joins the NE's Prefect
+    # transaction, and a failed step would roll it back - relabelling every step before it
+    # "RolledBack" (Prefect's undo of cached results, not the NE's rollback).
+    with transaction(commit_mode=CommitMode.EAGER):
+        return _final_state(run_plan(plan, run, [PrefectSteps(prefix=f"{ne} ")]))
+
+
+def ne_change_in_process(kind: str, *, ne: str, plan, host: Host, campaign_id: str, pause_timeout_s: int,
+                         admission: Admission, started: Callable[[str, str], None]) -> dict[str, Any]:
+    """The NE's run as the campaign calls it in-process (`kind`: flow or task, ne_run_kind), with
+    the plan already compiled and the NE's admission (its run is made and running before the NE
+    waits for its turn, so the Prefect bookkeeping that starts a run holds no lock, pool turn or
+    slot); `started(kind, id)` is told the run's id once it runs. Returns the NE's outcome
+    whatever the run's final state."""
+    if kind == "flow":
+        state = _ne_change_in_process(ne=ne, plan=plan, host=host, campaign_id=campaign_id,
+                                      pause_timeout_s=pause_timeout_s, admission=admission, started=started,
+                                      return_state=True)
+    else:  # quoted: a task's inputs are otherwise walked for upstream futures
+        state = _ne_change_task(ne=ne, plan=quote(plan), host=quote(host), campaign_id=campaign_id,
+                                pause_timeout_s=pause_timeout_s, admission=quote(admission), started=quote(started),
+                                return_state=True)
     result = state.result(raise_on_failure=False)
     if isinstance(result, dict):
         return result

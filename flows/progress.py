@@ -205,6 +205,15 @@ def anomaly_log_lines(outcomes: Iterable[Mapping[str, Any]], links: "Links | Non
     return lines
 
 
+def publish_period_s(nes: int) -> float:
+    """How long the board waits between versions for a campaign of `nes` NEs: 2 s up to 50 NEs,
+    then growing with N. A version costs CPU in proportion to N (the Markdown, the journal
+    read, the server's write), and a CPU-bound campaign's length grows with N too, so a fixed
+    period made the board's cost per NE grow with N; one proportional to N keeps it flat
+    (1,000 NEs: a version every 40 s - an NE's steps are on its own run meanwhile)."""
+    return max(2.0, nes / 25.0)
+
+
 # ----------------------------------------------------------------------------- I/O
 
 class Links:
@@ -289,11 +298,10 @@ def _key_filter(key: str):
 
 
 class Board:
-    """A processor of the campaign: its progress bar and board, re-published by a thread of their own at most
-    every PUBLISH_EVERY_S: each version is an API write or two, which must never hold up the
-    campaign (its next wave waits on nothing but its NEs)."""
-
-    PUBLISH_EVERY_S = 2.0
+    """A processor of the campaign: its progress bar and board, re-published by a thread of
+    their own at most every `publish_period_s(N)`, and only when what they show changed: each
+    version is an API write or two, which must never hold up the campaign (its next wave waits
+    on nothing but its NEs)."""
 
     def __init__(self, campaign_id: str, names_by_wave: Mapping[str, list[str]], outcomes: dict[str, dict[str, Any]],
                  *, inventory: str, probe=None) -> None:
@@ -304,7 +312,10 @@ class Board:
         self.inventory = inventory
         self.probe = probe  # a ServiceProbe, or None
         self.running_since: dict[str, float] = {}
+        self.run_urls: dict[str, str] = {}  # NE -> its run's page (ne_run, or read from the server)
+        self.period_s = publish_period_s(len(self.names))
         self.links: Links | None = None
+        self._shown: tuple | None = None  # what the last version showed: rows, progress, final line
         self._lock = threading.Lock()
         self._progress_id = None
         self._board = InPlaceArtifact(artifact_key(campaign_id, "board"))
@@ -322,14 +333,20 @@ class Board:
         from prefect.artifacts import create_progress_artifact
 
         self.links = Links(self.campaign_id, self.inventory)
+        done = self._done_pct()
         self._progress_id = create_progress_artifact(
-            progress=self._done_pct(), key=artifact_key(self.campaign_id, "progress"),
+            progress=done, key=artifact_key(self.campaign_id, "progress"),
             description=f"Campaign {self.campaign_id}: share of NEs finished")
-        self._write_board()
+        self._write_board(progress=done)
         context = contextvars.copy_context()
         self._publisher = threading.Thread(target=context.run, args=(self._publish_loop,),
                                            name="changeline-board", daemon=True)
         self._publisher.start()
+
+    def ne_run(self, ne: str, kind: str, run_id: str) -> None:
+        """The NE's run (a flow-run or task-run id) is running: its row links to it."""
+        if self.links is not None and self.links.ui:
+            self.run_urls[ne] = f"{self.links.ui}/runs/{kind}/{run_id}"
 
     # The Campaign scheduler's processor hooks (changeline.engine.campaign).
     def ne_working(self, ne: str) -> None:
@@ -345,46 +362,57 @@ class Board:
         from prefect.artifacts import update_progress_artifact
 
         while not self._stop.is_set():
-            self._dirty.wait(self.PUBLISH_EVERY_S)
+            self._dirty.wait(self.period_s)
             if self._stop.is_set():
                 continue
-            # A running NE's current step changes without an update: publish while any NE works.
+            # A running NE's current step changes without an update: look while any NE works.
             if not self._dirty.is_set() and not self._anyone_working():
                 continue
             self._dirty.clear()
             try:
-                if self._progress_id is not None:
-                    update_progress_artifact(self._progress_id, progress=self._done_pct())
-                self._write_board()
+                done = self._done_pct()
+                if self._progress_id is not None and (self._shown is None or self._shown[1] != done):
+                    update_progress_artifact(self._progress_id, progress=done)
+                self._write_board(progress=done)
             except Exception as err:  # the UI lags a version; the campaign goes on
                 log.warning("campaign %s: board not published (%s)", self.campaign_id, err)
-            self._stop.wait(self.PUBLISH_EVERY_S)
+            self._stop.wait(self.period_s)
 
     def _anyone_working(self) -> bool:
         with self._lock:
             return any(n not in self.outcomes for n in self.running_since)
 
     def _runs(self) -> dict[str, str]:
-        """Each NE's run, from the server: the campaign run's children, named after their NE."""
+        """Each NE's run: as the NE's run reported it (ne_run), else - a run on a worker - from
+        the server, the campaign run's children named after an NE that works without a link
+        yet (asked once per NE found: a run's address does not change)."""
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterParentFlowRunId
         from prefect.context import FlowRunContext
 
+        missing = [ne for ne in list(self.running_since) if ne not in self.run_urls]
         ctx = FlowRunContext.get()
-        if ctx is None or self.links is None:
-            return {}
-        with get_client(sync_client=True) as client:
-            children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[ctx.flow_run.id])), limit=200)
-        return {run.name: self.links.run(str(run.id)) for run in children}
+        if missing and ctx is not None and self.links is not None:
+            with get_client(sync_client=True) as client:
+                children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[ctx.flow_run.id]),
+                    name=FlowRunFilterName(any_=missing)), limit=len(missing))
+            for run in children:
+                self.run_urls.setdefault(run.name, self.links.run(str(run.id)))
+        return dict(self.run_urls)
 
     def rows(self) -> list[dict[str, Any]]:
         with self._lock:
             outcomes = dict(self.outcomes)
         return board_rows(self.names_by_wave, outcomes, stores.journal().ne_statuses(self.campaign_id), self._runs())
 
-    def _write_board(self, final: str = "") -> list[dict[str, Any]]:
+    def _write_board(self, final: str = "", progress: float | None = None) -> list[dict[str, Any]]:
+        """Write a version of the board unless it would show what the last one showed."""
         rows = self.rows()
+        shown = (tuple(tuple(sorted(r.items())) for r in rows), progress, final)
+        if shown == self._shown:
+            return rows
+        self._shown = shown
         links = self.links
         anomalous = [r["ne"] for r in rows if r["state"] in NEEDS_ROLLBACK_LINK]
         rollback_links = {ne: links.rollback([ne]) for ne in anomalous} if links else {}

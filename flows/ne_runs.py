@@ -1,0 +1,34 @@
+"""What an NE's run is in the campaign's process (the `ne_run` setting): pure decisions, no
+Prefect import, so the command line can check the option before Prefect is imported.
+
+`flow` (the default): a subflow run per NE; `task`: a task run of the campaign's flow run, a
+flow run still for an NE whose plan may pause (flows/ne_flow.py says what each shows).
+"""
+
+from __future__ import annotations
+
+import os
+
+from changeline.errors import ChangelineError
+
+NE_RUN_SETTING = "CHANGELINE_NE_RUN"
+NE_RUN_KINDS = ("flow", "task")
+
+
+def ne_run_setting(value: str | None = None) -> str:
+    """The `ne_run` setting: the value given, else CHANGELINE_NE_RUN, else `flow`."""
+    raw = (value if value is not None else os.environ.get(NE_RUN_SETTING, "")).strip() or "flow"
+    if raw not in NE_RUN_KINDS:
+        raise ChangelineError(f"ne_run ({NE_RUN_SETTING}) must be one of {', '.join(NE_RUN_KINDS)}, not {raw!r}")
+    return raw
+
+
+def may_pause(plan) -> bool:
+    """Whether an anomaly of this plan may wait for an operator's answer on a pause form."""
+    return any(step.on_failure == "pause" for step in plan.steps)
+
+
+def ne_run_kind(setting: str, plan) -> str:
+    """What an NE's run is: a flow run if the setting says so or its plan may pause (the pause
+    form belongs to a flow run), else a task run."""
+    return "flow" if setting == "flow" or may_pause(plan) else "task"
