@@ -206,7 +206,8 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
     return {"mode": "campaign", "wall_s": wall, "cpu_s": cpu, "import_s": import_s,
             "threads_at_end": threading.active_count(),
             "threads_at_end_by_name": _thread_names(),
-            "subflows": sum(1 for t in stamps.ne.values() if "call" in t),
+            "subflows": sum(1 for t in stamps.ne.values() if "call" in t),  # NE runs called, flow or task
+            "ne_flow_runs": sum(1 for t in stamps.ne.values() if "flow-run" in t),
             "waves": len(stamps.waves),  # the campaign records one task run per wave
             **stamps.analyse(summary["nes"], began, ended),
             "api_requests": calls.summary(len(summary["nes"])),

@@ -135,13 +135,16 @@ def run_campaign(models: list[str], inventory: str, *, targets: str = "all", cam
     chosen = prepared.chosen
 
     def launch(host, wave, admission: Admission) -> dict[str, Any]:
+        def started(kind: str, run_id: str) -> None:
+            board.ne_run(host.name, kind, run_id)
+            scheduler.milestone(host.name, kind)  # flow-run or task-run: what the NE ran as, for the processors
+
         # The NE's run carries the campaign, wave, NE type and pool, so the runs list filters by them.
         with tags(*run_tags(campaign_id, wave.name, host)):
             if not ne_deployment:
                 return ne_change_in_process(ne_run_kind(ne_runs, admission.plan), ne=host.name, plan=admission.plan,
                                             host=host, campaign_id=campaign_id, pause_timeout_s=pause_timeout_s,
-                                            admission=admission,
-                                            started=lambda kind, run_id: board.ne_run(host.name, kind, run_id))
+                                            admission=admission, started=started)
             with admission.enter(get_run_logger().info) as ticket:
                 if ticket.refusal is not None:
                     return untouched(host, *ticket.refusal)
