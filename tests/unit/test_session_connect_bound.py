@@ -3,64 +3,26 @@
 Seen under load: an NE restarting for a rollback logged the engine in, then never answered
 its channel open; paramiko's own channel timeout (an hour) held the rollback that long. Now the
 open is bounded by the connect timeout and its end is transient (DeviceTimeout), so restart
-probes try again. The server here is a real SSH server (paramiko's) that does exactly that.
+probes try again. The server (tests/unit/silent_ssh.py) is a real SSH server that does exactly that.
 """
 
 from __future__ import annotations
 
 import ctypes
-import socket
 import threading
 
 import paramiko
 import pytest
 
-from changeline.devices.session import DeviceSession, Endpoint
+from changeline.devices.session import DeviceSession
 from changeline.errors import DeviceTimeout, TransientError
-
-
-class _NeverOpensChannels(paramiko.ServerInterface):
-    def __init__(self, release: threading.Event, asked: threading.Event) -> None:
-        self.release, self.asked = release, asked
-
-    def get_allowed_auths(self, username: str) -> str:
-        return "password"
-
-    def check_auth_password(self, username: str, password: str) -> int:
-        return paramiko.AUTH_SUCCESSFUL
-
-    def check_channel_request(self, kind: str, chanid: int) -> int:
-        self.asked.set()
-        self.release.wait()  # the login succeeded; the channel open is never answered
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+from tests.unit.silent_ssh import silent_server
 
 
 @pytest.fixture
 def silent_ne(tmp_path):
-    key = paramiko.ECDSAKey.generate()
-    listener = socket.create_server(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    release, asked, transports = threading.Event(), threading.Event(), []
-
-    def serve() -> None:
-        try:
-            conn, _ = listener.accept()
-        except OSError:  # closed at teardown, never connected
-            return
-        transport = paramiko.Transport(conn)
-        transport.add_server_key(key)
-        transports.append(transport)
-        transport.start_server(server=_NeverOpensChannels(release, asked))
-
-    threading.Thread(target=serve, daemon=True).start()
-    known_hosts = tmp_path / "known_hosts"
-    known_hosts.write_text(f"[127.0.0.1]:{port} {key.get_name()} {key.get_base64()}\n")
-    yield Endpoint(name="silent-1", hostname="127.0.0.1", netconf_port=port, password="x",
-                   known_hosts=str(known_hosts), timeout=1.0), asked
-    release.set()
-    listener.close()
-    for transport in transports:
-        transport.close()
+    with silent_server(tmp_path, "netconf_port") as server:
+        yield server
 
 
 @pytest.mark.timeout(120)  # without the bound the connect waits for paramiko's hour
