@@ -152,25 +152,40 @@ class ApiCalls(logging.Handler):
         super().__init__(logging.INFO)
         self.counts: dict[str, int] = defaultdict(int)
         self.status: dict[int, int] = defaultdict(int)
+        self.by_path_status: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
 
     def install(self) -> None:
         httpx_log = logging.getLogger("httpx")
+        self._level = httpx_log.level
         httpx_log.setLevel(logging.INFO)
         httpx_log.addHandler(self)
         httpx_log.propagate = False  # counted, not printed: a line per request would drown the engine's log
+
+    def uninstall(self) -> None:
+        httpx_log = logging.getLogger("httpx")
+        httpx_log.removeHandler(self)
+        httpx_log.setLevel(self._level)
+        httpx_log.propagate = True
 
     def emit(self, record: logging.LogRecord) -> None:
         # 'HTTP Request: %s %s "%s %d %s"' - method, URL, HTTP version, status, reason (httpx 0.24+)
         if not record.msg.startswith("HTTP Request:") or len(record.args) != 5:
             return
         method, url, _version, status, _reason = record.args
-        self.counts[f"{method} {self.IDS.sub('/{id}', urlsplit(str(url)).path)}"] += 1
+        what = f"{method} {self.IDS.sub('/{id}', urlsplit(str(url)).path)}"
+        self.counts[what] += 1
         self.status[int(status)] += 1
+        self.by_path_status[what][int(status)] += 1
 
     def summary(self, nes: int) -> dict[str, Any]:
         total = sum(self.counts.values())
+        # A path's answers other than 2xx (503: the server's database busy, retried by Prefect's
+        # client; 423: a limit held) say where requests beyond one per call come from.
+        refused = {what: {str(code): n for code, n in sorted(codes.items()) if code >= 300}
+                   for what, codes in self.by_path_status.items()}
         return {"total": total, "per_ne": round(total / max(nes, 1), 1), "by_status": dict(self.status),
-                "top": dict(sorted(self.counts.items(), key=lambda kv: -kv[1])[:15])}
+                "top": dict(sorted(self.counts.items(), key=lambda kv: -kv[1])[:15]),
+                "not_2xx_by_path": {what: codes for what, codes in sorted(refused.items()) if codes}}
 
 
 def _thread_names() -> dict[str, int]:

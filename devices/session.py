@@ -121,6 +121,34 @@ def _client_transport(sock: socket.socket, known: dict[str, paramiko.PKey], *, t
     return transport
 
 
+@contextmanager
+def _answered_within(timeout: float, channel: paramiko.Channel, what: str) -> Iterator[None]:
+    """The block's requests on an open channel (a subsystem, a pty, a shell) answered within
+    `timeout`, else the channel closed and TimeoutError. paramiko waits for such an answer
+    without end: an NE that opened the channel and then went down for a restart held the caller
+    until the TCP connection died. Closing the channel wakes paramiko's wait from here, whether
+    or not the transport's reader still runs."""
+    gave_up = threading.Event()
+
+    def give_up() -> None:
+        gave_up.set()
+        channel.close()
+
+    timer = threading.Timer(timeout, give_up)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    except Exception as err:
+        if gave_up.is_set():
+            raise TimeoutError(f"the NE never answered the {what} within {timeout:g} s") from err
+        raise
+    finally:
+        timer.cancel()
+    if gave_up.is_set():  # answered just as the time ran out: the channel is closed all the same
+        raise TimeoutError(f"the NE never answered the {what} within {timeout:g} s")
+
+
 def _root_of(raw: str) -> tuple[str, dict[str, str]]:
     """A message's root tag and attributes from its first bytes. ncclient's parse_root runs
     lxml's iterparse over the whole message for this (a quarter of a millisecond for an 8 KiB
@@ -162,7 +190,8 @@ class _NetconfSession(SSHSession):
             self._channel_id = self._channel.get_id()
             self._channel.set_name(f"{name}-subsystem-{self._channel_id}")
             try:
-                self._channel.invoke_subsystem(name)
+                with _answered_within(timeout, self._channel, f"NETCONF {name} subsystem request"):
+                    self._channel.invoke_subsystem(name)
             except paramiko.SSHException:
                 self._channel.close()
                 continue
@@ -759,8 +788,9 @@ class DeviceSession:
 class _BoundedSSHClient(paramiko.SSHClient):
     """netmiko's SSH client, with its shell channel's open bounded by `channel_timeout`:
     netmiko passes none, and paramiko then waits an hour for an NE that logged us in and
-    never answers the open (one on its way down for a restart). A failed open closes the
-    transport, which netmiko would otherwise leave running."""
+    never answers the open (one on its way down for a restart); so are the pty and shell
+    requests on it, which paramiko waits for without end. A failure closes the transport,
+    which netmiko would otherwise leave running."""
 
     def __init__(self, channel_timeout: float) -> None:
         super().__init__()
@@ -769,9 +799,15 @@ class _BoundedSSHClient(paramiko.SSHClient):
     def connect(self, *args, **kwargs) -> None:
         super().connect(*args, channel_timeout=self.channel_timeout, **kwargs)
 
-    def invoke_shell(self, *args, **kwargs) -> paramiko.Channel:
+    def invoke_shell(self, term: str = "vt100", width: int = 80, height: int = 24, width_pixels: int = 0,
+                     height_pixels: int = 0, environment: dict | None = None) -> paramiko.Channel:
+        # paramiko's SSHClient.invoke_shell (which ignores `environment` too), its requests bounded.
         try:
-            return super().invoke_shell(*args, **kwargs)
+            channel = self._transport.open_session()  # bounded by channel_timeout
+            with _answered_within(self.channel_timeout, channel, "CLI pty and shell requests"):
+                channel.get_pty(term, width, height, width_pixels, height_pixels)
+                channel.invoke_shell()
+            return channel
         except BaseException:
             self.close()
             raise

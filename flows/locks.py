@@ -3,7 +3,8 @@
 Every NE, and every traffic pool, has a global concurrency limit of 1 on the Prefect server
 (created once, kept; visible and editable in the UI). A run takes an NE's limits - the NE and
 its pool - in one request, under a lease that one keeper thread renews while the NE's work
-runs. If the engine dies, the lease runs out and a resumed run can take the NE again.
+runs (each lease once it is a third of its duration old, so an NE whose work ends sooner is
+never renewed). If the engine dies, the lease runs out and a resumed run can take the NE again.
 
 Why not Prefect's `concurrency()` helper, which does the same: it starts a service thread per
 distinct set of limit names that lives as long as the process (one per NE: a 200-NE campaign
@@ -41,7 +42,7 @@ class NeLocks:
     def __init__(self, *, lease_s: float) -> None:
         self.lease_s = lease_s
         self._client = None
-        self._held: dict[UUID, list[str]] = {}
+        self._held: dict[UUID, tuple[list[str], float]] = {}  # lease -> names, when granted or last renewed
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
@@ -96,7 +97,7 @@ class NeLocks:
         (None: as long as it takes) while another run holds any of them, then TimeoutError."""
         lease_id = self._acquire(names, wait_s)
         with self._lock:
-            self._held[lease_id] = names
+            self._held[lease_id] = (names, time.monotonic())
         try:
             yield
         finally:
@@ -141,11 +142,17 @@ class NeLocks:
             log.warning("could not release lease %s (%s); it expires within %.0f s", lease_id, err, self.lease_s)
 
     def _renew_loop(self) -> None:
-        # A third of the lease: two renewals may fail in a row before a lease runs out.
-        while not self._stop.wait(self.lease_s / 3):
+        # Each lease once it is a third of its duration old, looked at every sixth: renewed
+        # 20-30 s into a 60 s lease, and a failed renewal is tried again 10 s later, so two
+        # may fail in a row before a lease runs out. Renewing every held lease on one beat
+        # renewed leases granted a moment before (1.5 renewals per NE whose work took ~30 s).
+        renew_after = self.lease_s / 3
+        while not self._stop.wait(self.lease_s / 6):
+            now = time.monotonic()
             with self._lock:
-                held = dict(self._held)
-            for lease_id, names in held.items():
+                due = [(lease_id, names) for lease_id, (names, since) in self._held.items()
+                       if now - since >= renew_after]
+            for lease_id, names in due:
                 try:
                     self._client.renew_concurrency_lease(lease_id, lease_duration=self.lease_s)
                 except Exception as err:
@@ -153,4 +160,8 @@ class NeLocks:
                         still_held = lease_id in self._held
                     if still_held:  # not just released by its worker in the meantime
                         log.warning("renewing the lease on %s failed (%s); retrying in %.0f s",
-                                    ", ".join(names), err, self.lease_s / 3)
+                                    ", ".join(names), err, self.lease_s / 6)
+                    continue
+                with self._lock:
+                    if lease_id in self._held:
+                        self._held[lease_id] = (names, now)

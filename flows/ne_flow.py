@@ -8,7 +8,9 @@ In the campaign's process an NE's run is, by the `ne_run` setting (CHANGELINE_NE
 - `flow` (the default): a subflow run named after the NE, its steps its task runs - the NE has
   a page of its own in the UI, with its steps, logs and pause form;
 - `task`: a task run of the campaign's flow run named after the NE, its steps task runs nested
-  in it (named "<NE> <step>", tagged with the NE's campaign, wave, type and pool like the NE).
+  in it (named "<NE> <step>").
+Either way the NE's run carries the campaign, wave, type and pool tags; its steps carry none
+(`PrefectSteps`: each tagged task run costs a request of its own).
   A subflow run costs ~0.25 CPU-s per NE, a task run ~0.014 (docs/performance.md). An NE whose
   plan may pause for an operator still gets a flow run: only a flow run can hold a pause form.
 """
@@ -22,7 +24,7 @@ from typing import Any, Callable, Literal
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.client.schemas.objects import StateType
-from prefect.context import FlowRunContext, TaskRunContext
+from prefect.context import FlowRunContext, TagsContext, TaskRunContext
 from prefect.exceptions import FlowPauseTimeout
 from prefect.flow_runs import pause_flow_run
 from prefect.input import RunInput
@@ -90,12 +92,14 @@ class PrefectSteps(Processor):
         self.prefix = prefix
 
     def run_step(self, run: NeRun, step, call) -> StepOutcome:
-        return _result_of(_step_task(step.atom)(step.atom, step.args, quote(call), label=self.prefix + step.name,
-                                                return_state=True))
+        with _untagged():
+            return _result_of(_step_task(step.atom)(step.atom, step.args, quote(call), label=self.prefix + step.name,
+                                                    return_state=True))
 
     def run_rollback(self, run: NeRun, call) -> dict[str, Any]:
         rollback = rollback_step.with_options(task_run_name=f"{self.prefix}rollback") if self.prefix else rollback_step
-        return _result_of(rollback(quote(call), return_state=True))
+        with _untagged():
+            return _result_of(rollback(quote(call), return_state=True))
 
     def anomaly(self, run: NeRun, outcome: NEOutcome, anomaly: dict[str, Any]) -> None:
         """So operators can hang automations on it (start the rollback deployment, page someone)
@@ -117,6 +121,16 @@ class PrefectSteps(Processor):
         except FlowPauseTimeout:
             return Decision("rollback", f"no answer within {timeout_s} s", "timeout")
         return Decision(answer.action, answer.comment, "operator")
+
+
+def _untagged() -> TagsContext:
+    """A step's task run without the NE's tags (the NE's run has them; the UI filters NEs by
+    them). Prefect's task engine asks the server for a slot of every tag's concurrency limit
+    (`tag:NAME`) before each tagged task run, whether or not such a limit exists; it remembers
+    "none exist" for a set of tags for 5 s only, and keeps a service thread per set. An NE's
+    tags (its pool, its wave) are its own, so that was a request every 5 s of each NE's work: at
+    N=50, 210 of a campaign's 278 lock requests, 3 times the NEs' own (docs/performance.md)."""
+    return TagsContext(current_tags=set())
 
 
 def _anomaly_form(outcome: NEOutcome, step_name: str, reason: str, evidence: dict[str, Any]) -> str:
