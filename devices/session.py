@@ -435,6 +435,13 @@ def _map_nc_error(err: Exception, endpoint: Endpoint) -> DeviceError:
         return DeviceTimeout(f"NETCONF channel open timed out: {err}", host=endpoint.name)
     if isinstance(err, (nc_errors.SessionCloseError, nc_errors.TransportError, EOFError, ConnectionError)):
         return SessionDropped(f"NETCONF session dropped: {type(err).__name__} {err}".strip(), host=endpoint.name)
+    if isinstance(err, paramiko.SSHException):
+        # Our own transport's key exchange (_client_transport) raises paramiko's errors as they
+        # are; ncclient wrapped them in its TransportError. An NE that resets the connection
+        # before its banner ("Error reading SSH protocol banner") is one going down for its
+        # restart: an activation's probe met it at N=1,000. A host-key refusal never gets here
+        # (HostKeyError above), so whatever paramiko says of the handshake is worth a retry.
+        return SessionDropped(f"NETCONF connection lost: SSHException {err}".strip(), host=endpoint.name)
     if isinstance(err, (socket.timeout, TimeoutError)):
         return DeviceTimeout(str(err) or "timed out", host=endpoint.name)
     if isinstance(err, OSError):
