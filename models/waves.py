@@ -116,16 +116,17 @@ def _split_whole_pools(waves: list[list[Host]], pool_size: Counter) -> None:
     def whole(pool: str | None, index: int) -> int:
         return int(bool(pool) and pool_size[pool] > 1 and members_in[(pool, index)] == pool_size[pool])
 
+    def move(member: Host, index: int, candidate: Host, other: int, sign: int = 1) -> None:
+        for pool, i, step in ((member.pool, index, -1), (member.pool, other, 1), (candidate.pool, other, -1),
+                              (candidate.pool, index, 1)):
+            members_in[(pool, i)] += sign * step
+
     def fewer_whole_after(member: Host, index: int, candidate: Host, other: int) -> bool:
         touched = {(member.pool, index), (member.pool, other), (candidate.pool, index), (candidate.pool, other)}
         before = sum(whole(pool, i) for pool, i in touched)
-        moves = ((member.pool, index, -1), (member.pool, other, 1), (candidate.pool, other, -1),
-                 (candidate.pool, index, 1))
-        for pool, i, step in moves:
-            members_in[(pool, i)] += step
+        move(member, index, candidate, other)
         after = sum(whole(pool, i) for pool, i in touched)
-        for pool, i, step in moves:
-            members_in[(pool, i)] -= step
+        move(member, index, candidate, other, sign=-1)
         return after < before
 
     for _ in range(sum(pool_size.values()) + 1):  # each successful swap fixes one pool
@@ -147,9 +148,7 @@ def _split_whole_pools(waves: list[list[Host]], pool_size: Counter) -> None:
         member, index, candidate, other = swap
         waves[index][waves[index].index(member)] = candidate
         waves[other][waves[other].index(candidate)] = member
-        for pool, i, step in ((member.pool, index, -1), (member.pool, other, 1), (candidate.pool, other, -1),
-                              (candidate.pool, index, 1)):
-            members_in[(pool, i)] += step
+        move(member, index, candidate, other)
 
 
 def _other_waves(index: int, count: int) -> list[int]:
