@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile.harness import COUNTS, Sandbox
+from tests.hostile.harness import COUNTS, Baseline, Sandbox
 from tests.hostile.inputs import GOOD_MODEL, good_inventory
 
 ORDER = ("cases", "in-process cases", "tracebacks", "hangs", "escapes", "echoed secrets", "wrong exit codes",
@@ -21,14 +21,12 @@ def pytest_terminal_summary(terminalreporter):
 
 
 @pytest.fixture(scope="session")
-def baseline_cpu_s(tmp_path_factory) -> float:
-    """CPU seconds of a plain, valid command: the start-up cost every case pays too."""
+def baseline(tmp_path_factory) -> Baseline:
+    """A plain, valid command whose CPU every case is judged against."""
     box = Sandbox(tmp_path_factory.mktemp("baseline"))
     model = box.write("model.yaml", GOOD_MODEL.read_text())
     inventory = box.write("inventory.yaml", good_inventory())
-    runs = [box.run("plan", str(model), "-i", str(inventory), "-t", "all", "--no-device") for _ in range(2)]
-    assert all(r.code == 0 for r in runs), runs[0].stderr
-    return max(r.cpu_s for r in runs)
+    return Baseline(box, ("plan", str(model), "-i", str(inventory), "-t", "all", "--no-device"))
 
 
 @pytest.fixture

@@ -5,9 +5,12 @@ conftest.py): a traceback, a hang, a file written outside CHANGELINE_HOME, a sec
 a wrong exit code, a message that names no file or field, a case over its CPU or memory budget.
 The suite passes only with all of them at 0.
 
-Time is judged by CPU seconds relative to a baseline command measured in the same session
-(a noisy machine stretches wall time, not the CPU a process uses); a hang is a case still
-running after HANG_S of wall time. Memory is capped with RLIMIT_AS (512 MiB of address space,
+Time is judged by CPU seconds relative to a baseline command (a noisy machine stretches wall
+time, not the CPU a process uses); a hang is a case still running after HANG_S of wall time.
+The session's baseline is measured once; a case over budget against it is measured again in
+pairs with the baseline run just before it, because a shared machine's speed drifts over a
+37-minute suite (the same 10,000-host case took 1.4 CPU-s against a 0.5 baseline on a quiet
+machine, and 5.5 against 1.7 measured half an hour apart in CI). Memory is capped with RLIMIT_AS (512 MiB of address space,
 shared libraries and thread stacks included) in the child, so a case that needs more fails with
 MemoryError - which shows up as a traceback and a wrong exit code (70).
 """
@@ -28,10 +31,11 @@ COUNTS: Counter = Counter()
 
 HANG_S = 30.0                 # wall time after which a case is a hang
 CPU_BUDGET_S = 2.0            # CPU a case may use beyond the baseline command's,
-CPU_BUDGET_FACTOR = 3.0       # or up to this many times the baseline's, whichever is more: a
-# case that imports Prefect (serve) or refuses 10,000 hosts does about twice the baseline's work,
-# so on a slower or busier machine an absolute margin alone failed them (4.1 CPU-s against
-# 1.9 + 2); the quadratic loader this budget caught took 90 s.
+CPU_BUDGET_FACTOR = 4.0       # or up to this many times the baseline's, whichever is more: a
+# case that imports Prefect (serve) or refuses 10,000 hosts does 2-3x the baseline's work
+# (quiet machine: 1.39 against 0.50 CPU-s), so an absolute margin alone failed them on a slower
+# machine (4.1 CPU-s against 1.9 + 2); the quadratic loader this budget caught took 90 s.
+REPAIRS = 2                   # pairs (baseline, case) measured again before a case is over budget
 MEMORY_LIMIT = 512 * 1024 * 1024
 
 
@@ -52,6 +56,8 @@ class Outcome:
     cpu_s: float
     wall_s: float
     hung: bool
+    args: tuple[str, ...] = ()
+    env: dict | None = None
 
     @property
     def output(self) -> str:
@@ -119,7 +125,24 @@ class Sandbox:
         # RUSAGE_CHILDREN grows by exactly this child's CPU (one child at a time here).
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
-        return Outcome(proc.returncode, out, err, cpu, wall, hung)
+        return Outcome(proc.returncode, out, err, cpu, wall, hung, args, env)
+
+
+class Baseline:
+    """CPU seconds of a plain, valid command: the start-up cost every case pays too."""
+
+    def __init__(self, sandbox: Sandbox, args: tuple[str, ...]) -> None:
+        self.sandbox, self.args = sandbox, args
+        self.cpu_s = max(self.measure() for _ in range(2))
+
+    def measure(self) -> float:
+        outcome = self.sandbox.run(*self.args)
+        assert outcome.code == 0, outcome.stderr
+        return outcome.cpu_s
+
+
+def cpu_allowed(baseline_cpu_s: float) -> float:
+    return max(baseline_cpu_s + CPU_BUDGET_S, CPU_BUDGET_FACTOR * baseline_cpu_s)
 
 
 @dataclass
@@ -132,7 +155,7 @@ class Verdict:
 
 
 def judge(case: str, outcome: Outcome, sandbox: Sandbox, before: set[str], verdict: Verdict,
-          baseline_cpu_s: float) -> None:
+          baseline: Baseline) -> None:
     COUNTS["cases"] += 1
     problems = []
     if outcome.hung:
@@ -155,11 +178,13 @@ def judge(case: str, outcome: Outcome, sandbox: Sandbox, before: set[str], verdi
     if escaped:
         COUNTS["escapes"] += 1
         problems.append(f"wrote outside CHANGELINE_HOME: {sorted(escaped)[:3]}")
-    allowed = max(baseline_cpu_s + CPU_BUDGET_S, CPU_BUDGET_FACTOR * baseline_cpu_s)
-    if not outcome.hung and outcome.cpu_s > allowed:
-        COUNTS["over CPU budget"] += 1
-        problems.append(f"used {outcome.cpu_s:.2f} CPU-s (allowed {allowed:.2f}: baseline {baseline_cpu_s:.2f} "
-                        f"+ {CPU_BUDGET_S:g} or x {CPU_BUDGET_FACTOR:g})")
+    if not outcome.hung and outcome.cpu_s > cpu_allowed(baseline.cpu_s):
+        pairs = [(baseline.measure(), sandbox.run(*outcome.args, env=outcome.env).cpu_s) for _ in range(REPAIRS)]
+        if all(case_s > cpu_allowed(base_s) for base_s, case_s in pairs):
+            COUNTS["over CPU budget"] += 1
+            problems.append(f"used {outcome.cpu_s:.2f} CPU-s against the session's baseline {baseline.cpu_s:.2f}, "
+                            f"then {', '.join(f'{c:.2f} against {b:.2f}' for b, c in pairs)} measured in pairs "
+                            f"(allowed: baseline + {CPU_BUDGET_S:g} or x {CPU_BUDGET_FACTOR:g})")
     assert not problems, f"{case}: " + "; ".join(problems) + f"\n--- stdout\n{outcome.stdout[-2000:]}" \
                          f"\n--- stderr\n{outcome.stderr[-3000:]}"
 

@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.hostile import inputs as I
-from tests.hostile.harness import Sandbox, Verdict, judge, secret_token
+from tests.hostile.harness import Baseline, Sandbox, Verdict, judge, secret_token
 
 SECRET = secret_token()
 FIXTURE_INVENTORY = "inventory.yaml"
@@ -74,16 +74,16 @@ MODEL_RUNS = [(name, "validate") for name in sorted(MODEL_CASES)] + [
 
 
 @pytest.mark.parametrize("name,command", MODEL_RUNS)
-def test_hostile_models(box: Sandbox, baseline_cpu_s: float, name: str, command: str):
+def test_hostile_models(box: Sandbox, baseline: Baseline, name: str, command: str):
     text, field = MODEL_CASES[name]
     model = box.write("model.yaml", text)
     args = ["models", "validate", str(model)] if command == "validate" else _plan(box, model)
     before = box.snapshot()
     judge(f"model {name} ({command})", box.run(*args), box, before,
-          Verdict(2, names=(str(model), field), secret=SECRET), baseline_cpu_s)
+          Verdict(2, names=(str(model), field), secret=SECRET), baseline)
 
 
-def test_model_files_that_are_not_regular_files(box: Sandbox, baseline_cpu_s: float):
+def test_model_files_that_are_not_regular_files(box: Sandbox, baseline: Baseline):
     fifo = box.inputs / "fifo.yaml"
     os.mkfifo(fifo)
     sparse = box.inputs / "huge.yaml"
@@ -93,11 +93,11 @@ def test_model_files_that_are_not_regular_files(box: Sandbox, baseline_cpu_s: fl
                         (sparse, "larger than 2 MiB"), (box.inputs, "is a directory")):
         before = box.snapshot()
         judge(f"model file {path.name}", box.run("models", "validate", str(path)), box, before,
-              Verdict(2, names=(str(path), words)), baseline_cpu_s)
+              Verdict(2, names=(str(path), words)), baseline)
         args = _run(box, model=path)
         before = box.snapshot()
         judge(f"run with model file {path.name}", box.run(*args), box, before,
-              Verdict(2, names=(str(path),)), baseline_cpu_s)
+              Verdict(2, names=(str(path),)), baseline)
 
 
 # --- inventories: (name, host fields) planned and run -------------------------------------------
@@ -122,17 +122,17 @@ INVENTORY_CASES = {
 
 @pytest.mark.parametrize("name", sorted(INVENTORY_CASES))
 @pytest.mark.parametrize("command", ["run"])
-def test_hostile_inventories(box: Sandbox, baseline_cpu_s: float, name: str, command: str):
+def test_hostile_inventories(box: Sandbox, baseline: Baseline, name: str, command: str):
     fields, field = INVENTORY_CASES[name]
     inventory = box.write(FIXTURE_INVENTORY, I.good_inventory(**fields))
     model = box.write("model.yaml", I.GOOD_MODEL.read_text())
     args = _plan(box, model, inventory) if command == "plan" else _run(box, model=model, inventory=inventory)
     before = box.snapshot()
     judge(f"inventory {name} ({command})", box.run(*args), box, before,
-          Verdict(2, names=(str(inventory), field), secret=SECRET), baseline_cpu_s)
+          Verdict(2, names=(str(inventory), field), secret=SECRET), baseline)
 
 
-def test_inventory_bombs_and_path_names(box: Sandbox, baseline_cpu_s: float):
+def test_inventory_bombs_and_path_names(box: Sandbox, baseline: Baseline):
     model = box.write("model.yaml", I.GOOD_MODEL.read_text())
     cases = {
         "alias bomb": (I.ALIAS_BOMB, "refused"),
@@ -151,7 +151,7 @@ def test_inventory_bombs_and_path_names(box: Sandbox, baseline_cpu_s: float):
         args = _run(box, model=model, inventory=inventory)
         before = box.snapshot()
         judge(f"inventory {name}", box.run(*args), box, before,
-              Verdict(2, names=(str(inventory), words)), baseline_cpu_s)
+              Verdict(2, names=(str(inventory), words)), baseline)
 
 
 # --- command-line arguments ----------------------------------------------------------------------
@@ -180,12 +180,12 @@ RUN_ARGUMENTS = {
 
 
 @pytest.mark.parametrize("name", sorted(RUN_ARGUMENTS))
-def test_hostile_run_arguments(box: Sandbox, baseline_cpu_s: float, name: str):
+def test_hostile_run_arguments(box: Sandbox, baseline: Baseline, name: str):
     extra, words = RUN_ARGUMENTS[name]
     args = _run(box, *extra)
     before = box.snapshot()
     judge(f"run {name}", box.run(*args), box, before, Verdict(2, names=(words,), secret=SECRET),
-          baseline_cpu_s)
+          baseline)
 
 
 OTHER_COMMANDS = {
@@ -221,7 +221,7 @@ OTHER_COMMANDS = {
 
 
 @pytest.mark.parametrize("name", sorted(OTHER_COMMANDS))
-def test_hostile_arguments_of_other_commands(box: Sandbox, baseline_cpu_s: float, name: str):
+def test_hostile_arguments_of_other_commands(box: Sandbox, baseline: Baseline, name: str):
     args, words = OTHER_COMMANDS[name]
     files = {
         "inventory": box.write(FIXTURE_INVENTORY, I.good_inventory()),
@@ -232,7 +232,7 @@ def test_hostile_arguments_of_other_commands(box: Sandbox, baseline_cpu_s: float
     }
     args = [a.format(**files) for a in args]
     before = box.snapshot()
-    judge(name, box.run(*args), box, before, Verdict(2, names=(words,), secret=SECRET), baseline_cpu_s)
+    judge(name, box.run(*args), box, before, Verdict(2, names=(words,), secret=SECRET), baseline)
 
 
 # --- a random sample through the real command ----------------------------------------------------
@@ -258,7 +258,7 @@ MODEL_PATHS = [p for p in I.paths_in(MODEL_DOC) if p]
 @settings(max_examples=int(os.environ.get("CHANGELINE_HOSTILE_CLI_EXAMPLES", "25")), deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(path=st.sampled_from(MODEL_PATHS), value=st.sampled_from(HOSTILE_VALUES))
-def test_random_model_mutations_through_the_command(tmp_path_factory, baseline_cpu_s, path, value):
+def test_random_model_mutations_through_the_command(tmp_path_factory, baseline, path, value):
     box = Sandbox(tmp_path_factory.mktemp("mutation"))
     doc = _replace(yaml.safe_load(I.GOOD_MODEL.read_text()), path, value)
     model = box.write("model.yaml", "# yaml-language-server: $schema=model.schema.json\n" + yaml.safe_dump(doc))
@@ -267,4 +267,4 @@ def test_random_model_mutations_through_the_command(tmp_path_factory, baseline_c
     outcome = box.run(*args)
     # A mutation may leave the model valid: then the run still stops at the unset password.
     judge(f"model mutation {path} = {value!r:.40}", outcome, box, before,
-          Verdict(2, names=(str(box.inputs),), secret=SECRET), baseline_cpu_s)
+          Verdict(2, names=(str(box.inputs),), secret=SECRET), baseline)
