@@ -11,6 +11,12 @@ distinct set of limit names that lives as long as the process (one per NE: a 200
 ended with 200 such threads), a renewal thread per lease, and in strict mode it cancels the
 work inside when a single renewal fails. An NE half-way through an activation must not be
 abandoned because one renewal request failed: here a failed renewal is logged and retried.
+
+A lease this process may hold without knowing it: a grant request that timed out or failed
+(the server may have granted it; Prefect's client would send it again and be refused by that
+very grant), or a release that failed. Either lease runs out by itself, so a run that meets such
+a limit taken waits until it has, rather than report "another run holds" it (under an
+overloaded server a 1,000-NE campaign skipped an NE that way with no other run about).
 """
 
 from __future__ import annotations
@@ -31,6 +37,13 @@ log = logging.getLogger("changeline.locks")
 # sooner than that (each try is one cheap request) so it takes over soon after the holder leaves.
 POLL_MAX_S = 2.0
 CREATING_AT_ONCE = 8
+# A lease the server counts until it runs out and its repossessor pass (every 15 s by default)
+# gives the slot back.
+REPOSSESS_S = 20.0
+# Requests in a row that got no answer before taking a limit fails (Prefect's client: 5 retries).
+UNANSWERED_MAX = 6
+# Answers after which the request may or may not have been carried out.
+UNCERTAIN_STATUS = {408, 429, 500, 502, 503, 504}
 
 
 class NeLocks:
@@ -43,6 +56,7 @@ class NeLocks:
         self.lease_s = lease_s
         self._client = None
         self._held: dict[UUID, tuple[list[str], float]] = {}  # lease -> names, when granted or last renewed
+        self._maybe_held: dict[str, float] = {}  # name -> until when a lease of ours we lost track of may hold it
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._keeper: threading.Thread | None = None
@@ -50,8 +64,14 @@ class NeLocks:
     def __enter__(self) -> "NeLocks":
         from prefect.client.orchestration import get_client
 
+        from prefect.context import get_settings_context
+        from prefect.settings import PREFECT_CLIENT_MAX_RETRIES
+
         self._client = get_client(sync_client=True)
         self._client.__enter__()
+        # Grant requests are sent once: this class decides what an unanswered one means.
+        current = get_settings_context()
+        self._send_once = (current.profile, current.settings.copy_with_update(updates={PREFECT_CLIENT_MAX_RETRIES: 0}))
         self._keeper = threading.Thread(target=self._renew_loop, name="changeline-lease-keeper", daemon=True)
         self._keeper.start()
         return self
@@ -60,8 +80,8 @@ class NeLocks:
         self._stop.set()
         if self._keeper is not None:
             self._keeper.join(5)
-        for lease_id in list(self._held):  # a worker that never got to release (it should not happen)
-            self._release(lease_id)
+        for lease_id, (names, since) in list(self._held.items()):  # a worker that never released (it should not happen)
+            self._release(lease_id, names, since)
         self._client.__exit__(None, None, None)
 
     # --- limits ---------------------------------------------------------------------------
@@ -102,24 +122,42 @@ class NeLocks:
             yield
         finally:
             with self._lock:
-                self._held.pop(lease_id, None)
-            self._release(lease_id)
+                since = self._held.pop(lease_id, (names, time.monotonic()))[1]
+            self._release(lease_id, names, since)
 
     def _acquire(self, names: list[str], wait_s: float | None) -> UUID:
         import httpx
+        from prefect.context import SettingsContext
 
         deadline = None if wait_s is None else time.monotonic() + wait_s
+        unanswered = 0
         while True:
+            sent = time.monotonic()
             try:
-                response = self._client.increment_concurrency_slots_with_lease(
-                    names=names, slots=1, mode="concurrency", lease_duration=self.lease_s)
-            except httpx.HTTPStatusError as err:
-                if err.response.status_code != 423:
+                with SettingsContext(profile=self._send_once[0], settings=self._send_once[1]):
+                    response = self._client.increment_concurrency_slots_with_lease(
+                        names=names, slots=1, mode="concurrency", lease_duration=self.lease_s)
+            except (httpx.HTTPStatusError, httpx.TransportError) as err:
+                status = err.response.status_code if isinstance(err, httpx.HTTPStatusError) else None
+                if status == 423:
+                    unanswered = 0
+                    pause = min(float(err.response.headers.get("Retry-After", 1.0)), POLL_MAX_S)
+                elif status is None or status in UNCERTAIN_STATUS:
+                    unanswered += 1
+                    self._lost_track(names, sent + self.lease_s)
+                    what = f"{status} {err.response.text[:200]}" if status else type(err).__name__
+                    if unanswered >= UNANSWERED_MAX:
+                        raise ChangelineError(f"cannot take {', '.join(names)}: the Prefect server did not answer "
+                                              f"{unanswered} requests in a row (last: {what})") from err
+                    log.warning("asking for %s got no answer (%s); the server may have granted it, asking again",
+                                ", ".join(names), what)
+                    pause = min(2.0 ** unanswered, 10.0)
+                else:
                     raise ChangelineError(f"cannot take {', '.join(names)}: the Prefect server answered "
-                                          f"{err.response.status_code} {err.response.text[:200]}") from err
-                pause = min(float(err.response.headers.get("Retry-After", 1.0)), POLL_MAX_S)
-                if deadline is not None:
-                    left = deadline - time.monotonic()
+                                          f"{status} {err.response.text[:200]}") from err
+                ends = self._wait_ends(names, deadline)
+                if ends is not None:
+                    left = ends - time.monotonic()
                     if left <= 0:
                         raise TimeoutError(f"{', '.join(names)} held by another run") from None
                     pause = min(pause, left)
@@ -130,15 +168,34 @@ class NeLocks:
             have = {limit["name"] for limit in granted.get("limits", [])}
             if have != set(names):
                 # Strict: a missing limit would silently lock nothing.
-                self._release(lease_id)
+                self._release(lease_id, names, sent)
                 missing = ", ".join(sorted(set(names) - have))
                 raise ChangelineError(f"no Prefect global concurrency limit named {missing}; nothing was locked")
             return lease_id
 
-    def _release(self, lease_id: UUID) -> None:
+    def _lost_track(self, names: list[str], runs_out: float) -> None:
+        with self._lock:
+            for name in names:
+                self._maybe_held[name] = max(self._maybe_held.get(name, 0.0), runs_out + REPOSSESS_S)
+
+    def _wait_ends(self, names: list[str], deadline: float | None) -> float | None:
+        """The wait's end: its deadline, or later while a lease of ours we lost track of may be
+        what holds one of `names` (then it is no other run's)."""
+        if deadline is None:
+            return None
+        now = time.monotonic()
+        with self._lock:
+            for name, until in list(self._maybe_held.items()):
+                if until <= now:
+                    del self._maybe_held[name]
+            lost = [self._maybe_held[name] for name in names if name in self._maybe_held]
+        return max([deadline, *lost])
+
+    def _release(self, lease_id: UUID, names: list[str], since: float) -> None:
         try:
             self._client.release_concurrency_slots_with_lease(lease_id)
         except Exception as err:  # the lease runs out by itself; say so rather than fail the NE
+            self._lost_track(names, since + self.lease_s)
             log.warning("could not release lease %s (%s); it expires within %.0f s", lease_id, err, self.lease_s)
 
     def _renew_loop(self) -> None:
