@@ -16,14 +16,15 @@ from changeline.errors import EXIT_NOT_AT_TARGET, EXIT_OK, InputError, Problem, 
 from changeline.engine import policy
 from changeline.flows import stores
 from changeline.flows.quiet import quiet_expected_errors
-from changeline.flows.ne_runs import NE_RUN_KINDS, ne_run_setting
+from changeline.flows.ne_runs import NE_RUN_KINDS, STEP_RUNS, STEP_RUNS_SETTING, ne_run_setting, step_runs_setting
 from changeline.flows.server import ensure_server, flow_run_url, ui_url
 
 
 def check_run_arguments(*, models: list[str], inventory: str, campaign_id: str, param: list[str] | None,
                         on_anomaly: str | None, window_minutes: float | None, window_end: str | None,
                         concurrency: int | None, pause_timeout: int, ne_deployment: str | None,
-                        now: datetime | None = None, ne_run: str | None = None) -> tuple[dict[str, str], datetime | None]:
+                        now: datetime | None = None, ne_run: str | None = None,
+                        step_runs: str | None = None) -> tuple[dict[str, str], datetime | None]:
     """Every `run` option checked at once, before any file is read or anything starts;
     returns the parsed parameters and window end."""
     args = Arguments()
@@ -42,6 +43,7 @@ def check_run_arguments(*, models: list[str], inventory: str, campaign_id: str, 
     args.number("--pause-timeout", pause_timeout, minimum=1)
     args.deployment("--on-workers", ne_deployment)
     args.choice("--ne-run", ne_run, NE_RUN_KINDS)
+    args.choice("--step-runs", step_runs, STEP_RUNS)
     args.done()
     return params, end
 
@@ -156,12 +158,15 @@ def _watch(campaign_id: str, names: list[str], stop: threading.Event) -> None:
 def run_campaign(*, models: list[str], inventory: str, targets: str, campaign_id: str, params: dict, on_anomaly: str | None,
                  window_minutes: float | None, window_end: datetime | None, concurrency: int | None,
                  pause_timeout_s: int, lock_wait_s: float = 30.0, ne_deployment: str | None = None,
-                 quiet: bool = False, ne_run: str | None = None) -> dict:
+                 quiet: bool = False, ne_run: str | None = None, step_runs: str | None = None) -> dict:
     names = [h.name for h in preflight(models, inventory, targets, params)]
     stores.journal()  # a bad or unreachable CHANGELINE_STATE_URL fails here, before a server or an NE
     if ne_deployment:
         policy.worker_lease_s(os.environ.get(policy.WORKER_LEASE_SETTING))  # and a bad worker lease
     ne_run_setting(ne_run)  # and a bad CHANGELINE_NE_RUN
+    if step_runs:  # read where each NE's run starts, in this process (workers: their own setting)
+        os.environ[STEP_RUNS_SETTING] = step_runs
+    step_runs_setting()  # and a bad CHANGELINE_STEP_RUNS
     api = connect_to_prefect()
     _check_deployment(ne_deployment, api)
     from changeline.flows.campaign import campaign
@@ -217,16 +222,19 @@ def run(
                                                 "(e.g. ne-change/worker, served by `changeline serve` on worker machines)"),
     ne_run: Optional[str] = typer.Option(None, "--ne-run", help="each NE in this process as a flow run (its own page; "
                                          "default) or a task run of the campaign's (cheaper); default CHANGELINE_NE_RUN"),
+    step_runs: Optional[str] = typer.Option(None, "--step-runs", help="a task run per step (default) or per model "
+                                            "stage, its steps as log lines (cheaper); default CHANGELINE_STEP_RUNS"),
 ) -> None:
     """Run a campaign now; exit 0 only if every targeted NE reached its target (see README: exit codes)."""
     params, end = check_run_arguments(models=models, inventory=inventory, campaign_id=campaign_id, param=param,
                                       on_anomaly=on_anomaly, window_minutes=window_minutes, window_end=window_end,
                                       concurrency=concurrency, pause_timeout=pause_timeout,
-                                      ne_deployment=ne_deployment, ne_run=ne_run)
+                                      ne_deployment=ne_deployment, ne_run=ne_run, step_runs=step_runs)
     summary = run_campaign(models=models, inventory=inventory, targets=targets, campaign_id=campaign_id,
                            params=params, on_anomaly=on_anomaly, window_minutes=window_minutes,
                            window_end=end, concurrency=concurrency,
-                           pause_timeout_s=pause_timeout, ne_deployment=ne_deployment, ne_run=ne_run)
+                           pause_timeout_s=pause_timeout, ne_deployment=ne_deployment, ne_run=ne_run,
+                           step_runs=step_runs)
     print_summary(summary)
     raise typer.Exit(campaign_exit_code(summary))
 

@@ -11,6 +11,10 @@ In the campaign's process an NE's run is, by the `ne_run` setting (CHANGELINE_NE
   in it (named "<NE> <step>").
 Either way the NE's run carries the campaign, wave, type and pool tags; its steps carry none
 (`PrefectSteps`: each tagged task run costs a request of its own).
+Inside it, by the `step_runs` setting (CHANGELINE_STEP_RUNS): `step` (the default), a task run per
+step; `stage`, a task run per model stage (prepare, stage-software, activate, verify), each step
+one log line in it, a stage stopped by a failed step Failed with the step and its reason. The
+rollback is its own task run either way.
   A subflow run costs ~0.25 CPU-s per NE, a task run ~0.014 (docs/performance.md). An NE whose
   plan may pause for an operator still gets a flow run: only a flow run can hold a pause form.
 """
@@ -39,6 +43,7 @@ from changeline.engine.run import Decision, NeRun, Processor, run_plan
 from changeline.errors import ChangelineError
 from changeline.engine import policy
 from changeline.flows import progress, quiet, stores
+from changeline.flows.ne_runs import step_runs_setting
 
 
 class AnomalyDecision(RunInput):
@@ -53,13 +58,17 @@ def atom_step(atom: str, args: dict[str, Any], call, label: str = "") -> StepOut
     """One atom against one NE (the engine's call: the model step's retries and timeout). A
     failed check is an anomaly the engine handles as designed: the task run ends Failed with
     the reason as its message, and logs one line, no traceback (a bug still raises, with it)."""
-    logger = get_run_logger()
     result = call()
+    _log_step(atom, result)
+    return Failed(message=result.reason, data=result) if not result.ok else result
+
+
+def _log_step(what: str, result: StepOutcome) -> None:
+    logger = get_run_logger()
     if not result.ok:
-        logger.warning("%s failed: %s", atom, result.reason)
-        return Failed(message=result.reason, data=result)
-    logger.info("%s: %s", atom, result.reason or ("changed" if result.changed else "nothing to change"))
-    return result
+        logger.warning("%s failed: %s", what, result.reason)
+    else:
+        logger.info("%s: %s", what, result.reason or ("changed" if result.changed else "nothing to change"))
 
 
 @functools.lru_cache(maxsize=256)
@@ -68,6 +77,23 @@ def _step_task(atom: str):
     a task-run NE "<NE> <step>"). Made once per atom and shared by every NE: Task.with_options
     builds a whole new Task (4% of a 200-NE campaign's engine time when it ran for every step)."""
     return atom_step.with_options(name=atom)
+
+
+@task(cache_policy=NO_CACHE, persist_result=False, task_run_name="{label}")
+def stage_steps(call, label: str = ""):
+    """One model stage's steps (`step_runs: stage`), each logged as one line; stopped by a
+    failed step, the run ends Failed with that step and its reason (the engine decides the
+    anomaly after it, outside)."""
+    failed = call()
+    if failed is None:
+        return None
+    step, result = failed
+    return Failed(message=f"{step.name}: {result.reason}", data=failed)
+
+
+@functools.lru_cache(maxsize=64)
+def _stage_task(stage: str):
+    return stage_steps.with_options(name=stage)
 
 
 @task(cache_policy=NO_CACHE, persist_result=False, task_run_name="rollback")
@@ -84,14 +110,25 @@ def _result_of(state):
 
 
 class PrefectSteps(Processor):
-    """Each step a task run, the rollback a task run, each anomaly an event, a paused anomaly
-    a form in the UI (unanswered within the timeout: rolled back). `prefix` goes before the
-    step's name in its task run's (an NE run as a task run shares its list with every NE)."""
+    """Each step (or stage, by `step_runs`) a task run, the rollback a task run, each anomaly
+    an event, a paused anomaly a form in the UI (unanswered within the timeout: rolled back).
+    `prefix` goes before the step's name in its task run's (an NE run as a task run shares its
+    list with every NE)."""
 
-    def __init__(self, prefix: str = "") -> None:
-        self.prefix = prefix
+    def __init__(self, prefix: str = "", step_runs: str | None = None) -> None:
+        self.prefix, self.step_runs = prefix, step_runs_setting(step_runs)
+
+    def run_stage(self, run: NeRun, stage: str, steps: list, call):
+        if self.step_runs != "stage":
+            return call()
+        with _untagged():
+            return _result_of(_stage_task(stage)(quote(call), label=self.prefix + stage, return_state=True))
 
     def run_step(self, run: NeRun, step, call) -> StepOutcome:
+        if self.step_runs == "stage":  # inside the stage's task run
+            result = call()
+            _log_step(f"{step.name} ({step.atom})", result)
+            return result
         with _untagged():
             return _result_of(_step_task(step.atom)(step.atom, step.args, quote(call), label=self.prefix + step.name,
                                                     return_state=True))

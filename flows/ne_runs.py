@@ -1,8 +1,11 @@
-"""What an NE's run is in the campaign's process (the `ne_run` setting): pure decisions, no
-Prefect import, so the command line can check the option before Prefect is imported.
+"""What an NE's run is in the campaign's process (the `ne_run` setting), and what a task run
+inside it is (the `step_runs` setting): pure decisions, no Prefect import, so the command line
+can check the options before Prefect is imported.
 
-`flow` (the default): a subflow run per NE; `task`: a task run of the campaign's flow run, a
-flow run still for an NE whose plan may pause (flows/ne_flow.py says what each shows).
+`ne_run`: `flow` (the default): a subflow run per NE; `task`: a task run of the campaign's flow
+run, a flow run still for an NE whose plan may pause (flows/ne_flow.py says what each shows).
+`step_runs`: `step` (the default): a task run per step; `stage`: a task run per model stage
+(prepare, stage-software, activate, verify), each step one log line in it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,18 @@ def ne_run_setting(value: str | None = None) -> str:
     raw = (value if value is not None else os.environ.get(NE_RUN_SETTING, "")).strip() or "flow"
     if raw not in NE_RUN_KINDS:
         raise ChangelineError(f"ne_run ({NE_RUN_SETTING}) must be one of {', '.join(NE_RUN_KINDS)}, not {raw!r}")
+    return raw
+
+
+STEP_RUNS_SETTING = "CHANGELINE_STEP_RUNS"
+STEP_RUNS = ("step", "stage")
+
+
+def step_runs_setting(value: str | None = None) -> str:
+    """The `step_runs` setting: the value given, else CHANGELINE_STEP_RUNS, else `step`."""
+    raw = (value if value is not None else os.environ.get(STEP_RUNS_SETTING, "")).strip() or "step"
+    if raw not in STEP_RUNS:
+        raise ChangelineError(f"step_runs ({STEP_RUNS_SETTING}) must be one of {', '.join(STEP_RUNS)}, not {raw!r}")
     return raw
 
 

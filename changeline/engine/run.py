@@ -14,6 +14,7 @@ processors: objects with some of the hooks of `Processor`, passed in (nornir's i
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import time
 from contextlib import nullcontext
@@ -45,11 +46,14 @@ class Decision:
 
 
 class Processor:
-    """The hooks a processor may have; each default does nothing. `run_step` and
-    `run_rollback` wrap the work (call `call()` and return what it returns); `decide`
-    answers a paused anomaly (None: not mine to answer); the rest observe."""
+    """The hooks a processor may have; each default does nothing. `run_stage`, `run_step`
+    and `run_rollback` wrap the work (call `call()` and return what it returns); `decide`
+    answers a paused anomaly (None: not mine to answer); the rest observe. `run_stage` wraps
+    consecutive steps of one model stage, up to and including the first that fails (the
+    anomaly is decided outside it; a `continue` runs the stage's other steps as a new wrap)."""
 
     def ne_started(self, run: "NeRun", outcome: NEOutcome) -> None: ...
+    def run_stage(self, run: "NeRun", stage: str, steps: list, call: Callable[[], Any]) -> Any: return call()
     def run_step(self, run: "NeRun", step, call: Callable[[], StepOutcome]) -> StepOutcome: return call()
     def step_finished(self, run: "NeRun", step, result: StepOutcome) -> None: ...
     def anomaly(self, run: "NeRun", outcome: NEOutcome, anomaly: dict[str, Any]) -> None: ...
@@ -220,16 +224,20 @@ def run_step(run: NeRun, ctx: AtomContext, hooks: Hooks, step) -> StepOutcome:
 def _run_steps(run: NeRun, ctx: AtomContext, hooks: Hooks, outcome: NEOutcome, plan,
                finished: dict[str, StepOutcome]) -> None:
     journal, campaign_id, ne = run.journal, outcome.campaign_id, outcome.ne
-    for step in plan.steps:
-        if step.name in finished:
-            outcome.steps.append(finished[step.name])
+    pending = list(plan.steps)
+    while pending:
+        stage = list(itertools.takewhile(lambda s: s.stage == pending[0].stage, pending))
+        if all(step.name in finished for step in stage):
+            outcome.steps.extend(finished[step.name] for step in stage)
+            del pending[:len(stage)]
             continue
-        journal.set_ne_status(campaign_id, ne, policy.RUNNING, f"step {step.name}")
-        result = run_step(run, ctx, hooks, step)
-        outcome.steps.append(result)
-        journal.record_step(campaign_id, ne, step.name, result.status, result.to_dict())
-        if result.ok:
+        failed = hooks.wrap("run_stage", lambda: _run_stage(run, ctx, hooks, outcome, stage, finished),
+                            run, stage[0].stage, stage)
+        if failed is None:
+            del pending[:len(stage)]
             continue
+        step, result = failed
+        del pending[:pending.index(step) + 1]
         changed = bool(journal.to_undo(campaign_id, ne))
         action = policy.anomaly_action(step.on_failure, changed_anything=changed)
         anomaly = {"step": step.name, "atom": step.atom, "gate": step.gate, "reason": result.reason,
@@ -252,6 +260,24 @@ def _run_steps(run: NeRun, ctx: AtomContext, hooks: Hooks, outcome: NEOutcome, p
     outcome.status = policy.DONE
     outcome.reason = "reached target" if not outcome.anomalies else \
         f"reached target with {len(outcome.anomalies)} accepted anomaly(ies)"
+
+
+def _run_stage(run: NeRun, ctx: AtomContext, hooks: Hooks, outcome: NEOutcome, steps: list,
+               finished: dict[str, StepOutcome]) -> tuple[Any, StepOutcome] | None:
+    """Steps of one stage in order, each journaled as it ends; the first that fails and its
+    result (None: all passed)."""
+    journal, campaign_id, ne = run.journal, outcome.campaign_id, outcome.ne
+    for step in steps:
+        if step.name in finished:
+            outcome.steps.append(finished[step.name])
+            continue
+        journal.set_ne_status(campaign_id, ne, policy.RUNNING, f"step {step.name}")
+        result = run_step(run, ctx, hooks, step)
+        outcome.steps.append(result)
+        journal.record_step(campaign_id, ne, step.name, result.status, result.to_dict())
+        if not result.ok:
+            return step, result
+    return None
 
 
 def _ask_operator(run: NeRun, hooks: Hooks, outcome: NEOutcome, step, result: StepOutcome) -> str:

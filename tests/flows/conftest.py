@@ -24,6 +24,7 @@ CAMPAIGN_NES = ([ne(f"amf-{i}", pool="amf-pool") for i in range(1, 5)] + [ne(f"s
 OTHER_NES = ([ne(f"smf-{i}") for i in range(11, 15)] + [ne(f"amf-{i}") for i in range(11, 23)]
              + [ne(f"pcscf-{i}") for i in range(11, 15)] + [ne(f"upf-{i}") for i in range(11, 16)]
              + [ne(f"amf-{i}") for i in range(41, 44)]  # test_ne_as_task.py
+             + [ne(f"amf-{i}") for i in range(44, 46)]  # test_stage_runs.py
              + [ne(f"amf-{i}", pool="amf-pool-5") for i in range(51, 55)] + [ne("smf-51")])  # test_lock_requests.py
 POOLS = [{"name": "amf-pool", "type": "AMF", "calls_per_second": 50},
          {"name": "smf-pool", "type": "SMF", "calls_per_second": 50},
