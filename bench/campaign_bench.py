@@ -330,8 +330,9 @@ def campaign_part(args, work: Path, password: str, cfg: dict[str, Any], expected
                     # What the engine ran: every step it started, one task run per NE it called (the
                     # subflow's parent task run, or the NE's own task run with --ne-run task), one
                     # rollback task per NE rolled back, one per wave; flow runs: the campaign and the
-                    # NEs that ran as flow runs.
-                    ran_tasks = result["steps_run"] + result["subflows"] + result["rollbacks"] + result["waves"]
+                    # NEs that ran as flow runs. With step_runs stage, a task run per stage run, not per step.
+                    steps = result["steps_run"] if result.get("stage_runs") is None else result["stage_runs"]
+                    ran_tasks = steps + result["subflows"] + result["rollbacks"] + result["waves"]
                     ran_flows = result["ne_flow_runs"] + 1
                     recording.update(at_end=at, expected_task_runs=ran_tasks, expected_flow_runs=ran_flows,
                                      planned_task_runs=expected_tasks, planned_flow_runs=expected_flows)

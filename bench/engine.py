@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from changeline.flows.ne_runs import step_runs_setting
+
 
 def cpu_seconds() -> float:
     times = os.times()
@@ -224,9 +226,35 @@ def run_campaign(cfg: dict[str, Any]) -> dict[str, Any]:
             "subflows": sum(1 for t in stamps.ne.values() if "call" in t),  # NE runs called, flow or task
             "ne_flow_runs": sum(1 for t in stamps.ne.values() if "flow-run" in t),
             "waves": len(stamps.waves),  # the campaign records one task run per wave
+            "step_runs": step_runs_setting(),
+            "stage_runs": _stage_runs(cfg["models"], summary["nes"]) if step_runs_setting() == "stage" else None,
             **stamps.analyse(summary["nes"], began, ended),
             "api_requests": calls.summary(len(summary["nes"])),
             "stamps": {ne: {k: round(v - began, 3) for k, v in t.items()} for ne, t in stamps.ne.items()}}
+
+
+def _stage_runs(models: list[str], outcomes: dict[str, dict[str, Any]]) -> int:
+    """Task runs the steps made with `step_runs: stage`: one per run of consecutive steps of one
+    stage (the engine wraps them so), a new one after each accepted anomaly."""
+    from changeline.models.compile import load_model
+
+    stage_of: dict[tuple[str, str], str] = {}
+    for path in models:
+        model = load_model(path)
+        for kind in model.ne_types:
+            for stage in model.stages:
+                for step in stage.steps:
+                    stage_of[(kind, step.name)] = step.stage
+    runs = 0
+    for out in outcomes.values():
+        previous, accepted = None, {a["step"] for a in out.get("anomalies", []) if a.get("policy") == "continue"}
+        for step in out.get("steps", []):
+            if step["status"] == "skipped":
+                continue
+            stage = stage_of[(out["ne_type"], step["name"])]
+            runs += stage != previous
+            previous = None if step["name"] in accepted else stage
+    return runs
 
 
 # --- baseline (the engine without Prefect) ------------------------------------------------
