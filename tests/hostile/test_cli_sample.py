@@ -173,6 +173,8 @@ RUN_ARGUMENTS = {
     "-p unknown": (["-p", "colour=red"], "unknown parameter 'colour'"),
     "-p wrong type": (["-p", f"min_disk_free_mb={SECRET}"], "min_disk_free_mb"),
     "--on-workers bad": (["--on-workers", "no"], "--on-workers"),
+    "--ne-run bad": (["--ne-run", "thread"], "--ne-run"),
+    "--step-runs bad": (["--step-runs", "atom"], "--step-runs"),
     "selector matches nothing": (["-t", "type=NOPE"], "--targets"),
     "selector unknown key": (["-t", "colour=red"], "colour"),
     "password variable unset": ([], I.UNSET_PASSWORD_ENV),
