@@ -18,12 +18,17 @@ NE_RUN_SETTING = "CHANGELINE_NE_RUN"
 NE_RUN_KINDS = ("flow", "task")
 
 
+def _choice(name: str, variable: str, choices: tuple[str, ...], value: str | None) -> str:
+    """The value given, else the environment variable, else the first choice."""
+    raw = (value if value is not None else os.environ.get(variable, "")).strip() or choices[0]
+    if raw not in choices:
+        raise ChangelineError(f"{name} ({variable}) must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
 def ne_run_setting(value: str | None = None) -> str:
     """The `ne_run` setting: the value given, else CHANGELINE_NE_RUN, else `flow`."""
-    raw = (value if value is not None else os.environ.get(NE_RUN_SETTING, "")).strip() or "flow"
-    if raw not in NE_RUN_KINDS:
-        raise ChangelineError(f"ne_run ({NE_RUN_SETTING}) must be one of {', '.join(NE_RUN_KINDS)}, not {raw!r}")
-    return raw
+    return _choice("ne_run", NE_RUN_SETTING, NE_RUN_KINDS, value)
 
 
 STEP_RUNS_SETTING = "CHANGELINE_STEP_RUNS"
@@ -32,10 +37,7 @@ STEP_RUNS = ("step", "stage")
 
 def step_runs_setting(value: str | None = None) -> str:
     """The `step_runs` setting: the value given, else CHANGELINE_STEP_RUNS, else `step`."""
-    raw = (value if value is not None else os.environ.get(STEP_RUNS_SETTING, "")).strip() or "step"
-    if raw not in STEP_RUNS:
-        raise ChangelineError(f"step_runs ({STEP_RUNS_SETTING}) must be one of {', '.join(STEP_RUNS)}, not {raw!r}")
-    return raw
+    return _choice("step_runs", STEP_RUNS_SETTING, STEP_RUNS, value)
 
 
 def may_pause(plan) -> bool:

@@ -7,8 +7,10 @@ import json
 import os
 import random
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -83,6 +85,20 @@ class Api:
         found = self.post("/artifacts/latest/filter", {"artifacts": {"key": {"any_": [key]}}})
         assert found, f"no artifact {key}"
         return found[0]
+
+
+@contextmanager
+def env_setting(name: str, value: str) -> Iterator[None]:
+    """One environment variable set for a module's demo run, then put back."""
+    saved = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
 
 
 @pytest.fixture(scope="module")

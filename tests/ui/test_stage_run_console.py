@@ -8,12 +8,11 @@ Screenshots go to test-output/screenshots/ (stage-console-*.png).
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import env_setting, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.prefect, pytest.mark.slow]
 
@@ -22,13 +21,8 @@ STAGES = ("prepare", "stage-software", "activate", "verify")
 
 @pytest.fixture(scope="module")
 def steps_as_stage_runs():
-    saved = os.environ.get("CHANGELINE_STEP_RUNS")
-    os.environ["CHANGELINE_STEP_RUNS"] = "stage"
-    yield
-    if saved is None:
-        os.environ.pop("CHANGELINE_STEP_RUNS", None)
-    else:
-        os.environ["CHANGELINE_STEP_RUNS"] = saved
+    with env_setting("CHANGELINE_STEP_RUNS", "stage"):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +31,7 @@ def demo_run(steps_as_stage_runs, demo_run):
     return demo_run
 
 
-def test_an_ne_page_lists_its_stages_and_a_stage_logs_each_step(demo_run, api, page):
+def test_an_ne_page_lists_its_stages_and_the_failed_stage_names_its_step(demo_run, api, page):
     assert demo_run.ok, demo_run.unexpected
     parent = demo_run.flow_run_url.rstrip("/").rsplit("/", 1)[-1]
     faulty = demo_run.faulty_ne

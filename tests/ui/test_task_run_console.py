@@ -9,25 +9,19 @@ Screenshots go to test-output/screenshots/ (task-console-*.png).
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
-from tests.ui.conftest import screenshot
+from tests.ui.conftest import env_setting, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.prefect, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def ne_runs_as_tasks():
-    saved = os.environ.get("CHANGELINE_NE_RUN")
-    os.environ["CHANGELINE_NE_RUN"] = "task"
-    yield
-    if saved is None:
-        os.environ.pop("CHANGELINE_NE_RUN", None)
-    else:
-        os.environ["CHANGELINE_NE_RUN"] = saved
+    with env_setting("CHANGELINE_NE_RUN", "task"):
+        yield
 
 
 @pytest.fixture(scope="module")
