@@ -82,29 +82,38 @@ class _Kept(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def one_done_one_rolled_back(flow_sim, image_repo, done: str, faulty: str, campaign_id: str,
+                             **options) -> tuple[dict, list[str]]:
+    """A campaign over two NEs where `faulty` fails its dial test after the upgrade: its summary,
+    checked (one done at 1.3.0, one rolled back to 1.2.0), and what Prefect's task-run logger
+    said at INFO."""
+    kept = _Kept()
+    task_runs = logging.getLogger("prefect.task_runs")
+    level = task_runs.level
+    task_runs.addHandler(kept)
+    task_runs.setLevel(logging.INFO)
+    flow_sim.control.add_fault(faulty, "dial-test-fail-after-upgrade")
+    try:
+        summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets=f"{done},{faulty}",
+                           campaign_id=campaign_id, params={"image_repo": str(image_repo)}, on_anomaly="rollback",
+                           **options)
+    finally:
+        task_runs.removeHandler(kept)
+        task_runs.setLevel(level)
+        flow_sim.control.clear_faults(faulty)
+    assert summary["nes"][done]["status"] == "done", summary["nes"][done]
+    assert summary["nes"][faulty]["status"] == "rolled-back", summary["nes"][faulty]
+    assert _state(flow_sim, done)[0].running_version == "1.3.0"
+    assert _state(flow_sim, faulty)[0].running_version == "1.2.0"
+    return summary, kept.messages
+
+
 def test_task_run_nes_nest_their_steps_and_end_in_named_states(prefect_api, line_home, flow_sim, image_repo):
     from prefect.client.orchestration import get_client
 
     from changeline.flows.progress import artifact_key
 
-    kept = _Kept()
-    task_runs = logging.getLogger("prefect.task_runs")
-    flow_sim.control.add_fault("amf-42", "dial-test-fail-after-upgrade")
-    level = task_runs.level
-    task_runs.addHandler(kept)
-    task_runs.setLevel(logging.INFO)
-    try:
-        summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-41,amf-42",
-                           campaign_id="ne-as-task", params={"image_repo": str(image_repo)},
-                           on_anomaly="rollback", ne_run="task")
-    finally:
-        task_runs.removeHandler(kept)
-        task_runs.setLevel(level)
-        flow_sim.control.clear_faults("amf-42")
-    assert summary["nes"]["amf-41"]["status"] == "done", summary["nes"]["amf-41"]
-    assert summary["nes"]["amf-42"]["status"] == "rolled-back", summary["nes"]["amf-42"]
-    assert _state(flow_sim, "amf-41")[0].running_version == "1.3.0"
-    assert _state(flow_sim, "amf-42")[0].running_version == "1.2.0"
+    summary, kept = one_done_one_rolled_back(flow_sim, image_repo, "amf-41", "amf-42", "ne-as-task", ne_run="task")
 
     with get_client(sync_client=True) as client:
         parent = _campaign_run(client, "ne-as-task")
@@ -135,12 +144,12 @@ def test_task_run_nes_nest_their_steps_and_end_in_named_states(prefect_api, line
         board = client.read_latest_artifacts(artifact_filter=_key(artifact_key("ne-as-task", "board")), limit=1)[0]
         assert f"/runs/task-run/{done.id}" in board.data and f"/runs/task-run/{rolled.id}" in board.data
 
-    finished = [m for m in kept.messages if m.startswith("Finished in state")]
+    finished = [m for m in kept if m.startswith("Finished in state")]
     assert finished and all(not m.startswith("Finished in state Completed") for m in finished), finished
     # What Prefect still says: the failed dial test and the rolled-back NE.
     assert any("Rolled back" in m for m in finished) and any("Failed" in m for m in finished), finished
-    assert not [m for m in kept.messages if m.startswith("Task run failed with state")]  # said once, above
-    atom_lines = [m for m in kept.messages if m.startswith("precheck: ")]
+    assert not [m for m in kept if m.startswith("Task run failed with state")]  # said once, above
+    atom_lines = [m for m in kept if m.startswith("precheck: ")]
     assert len(atom_lines) == 2, atom_lines  # the atom's own line per step stays
 
 

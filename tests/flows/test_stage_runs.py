@@ -5,12 +5,9 @@ real simulators, the real model library."""
 
 from __future__ import annotations
 
-import logging
-
-from changeline.flows.campaign import campaign
 from changeline.models.compile import load_model
 from tests.flows.conftest import UPGRADE_MODELS
-from tests.flows.test_ne_as_task import _Kept, _campaign_run, _children, _recorded, _state
+from tests.flows.test_ne_as_task import _campaign_run, _children, _recorded, one_done_one_rolled_back
 
 
 def test_stage_runs_hold_their_steps_as_lines_and_a_failed_gate_fails_its_stage(prefect_api, line_home, flow_sim,
@@ -18,23 +15,7 @@ def test_stage_runs_hold_their_steps_as_lines_and_a_failed_gate_fails_its_stage(
     from prefect.client.orchestration import get_client
 
     monkeypatch.setenv("CHANGELINE_STEP_RUNS", "stage")
-    kept = _Kept()
-    task_runs = logging.getLogger("prefect.task_runs")
-    level = task_runs.level
-    task_runs.addHandler(kept)
-    task_runs.setLevel(logging.INFO)
-    flow_sim.control.add_fault("amf-45", "dial-test-fail-after-upgrade")
-    try:
-        summary = campaign(models=UPGRADE_MODELS, inventory=str(flow_sim.inventory_path), targets="amf-44,amf-45",
-                           campaign_id="stage-runs", params={"image_repo": str(image_repo)}, on_anomaly="rollback")
-    finally:
-        task_runs.removeHandler(kept)
-        task_runs.setLevel(level)
-        flow_sim.control.clear_faults("amf-45")
-    assert summary["nes"]["amf-44"]["status"] == "done", summary["nes"]["amf-44"]
-    assert summary["nes"]["amf-45"]["status"] == "rolled-back", summary["nes"]["amf-45"]
-    assert _state(flow_sim, "amf-44")[0].running_version == "1.3.0"
-    assert _state(flow_sim, "amf-45")[0].running_version == "1.2.0"
+    summary, kept = one_done_one_rolled_back(flow_sim, image_repo, "amf-44", "amf-45", "stage-runs")
 
     amf = next(load_model(m) for m in UPGRADE_MODELS if "/amf/" in m)
     stages = [s.name for s in amf.stages]
@@ -56,5 +37,5 @@ def test_stage_runs_hold_their_steps_as_lines_and_a_failed_gate_fails_its_stage(
             if step["status"] == "skipped":
                 continue
             line = f"{step['name']} ({step['atom']})"
-            assert sum(m.startswith(line) for m in kept.messages) >= 1, (ne, line)
-    assert any(m.startswith("dial-test (dial_test) failed: ") for m in kept.messages), kept.messages
+            assert sum(m.startswith(line) for m in kept) >= 1, (ne, line)
+    assert any(m.startswith("dial-test (dial_test) failed: ") for m in kept), kept
